@@ -1,0 +1,75 @@
+//! In-process cost of one tool call: a fresh store and instance from the
+//! cached `InstancePre` on the pooling allocator, the guest's `call`, and the
+//! host's work around it (argument validation, result mapping).
+//!
+//! Target (issue 2): instantiate + call a trivial tool, median <= 25 µs.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use toolmesh::config::Config;
+use toolmesh::host::Host;
+use toolmesh::mcp::CallMeta;
+use toolmesh::runtime::call_context;
+
+fn bench_call(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data_dir: Some(data.path().to_owned()),
+        ..Config::default()
+    };
+    let host = rt.block_on(Host::start(&config)).expect("host");
+    let snapshot = host.tools.registry().snapshot();
+    let (plugin, _) = snapshot.resolve("hello__add").expect("hello is bundled");
+    let code = plugin.code.clone();
+    let runtime = Arc::clone(&host.runtime);
+    let cancel = CancellationToken::new();
+    let ctx = call_context("bench".into(), None);
+
+    let mut group = c.benchmark_group("call");
+    group.bench_function("instantiate_and_call/hello_add", |b| {
+        b.to_async(&rt).iter(|| async {
+            runtime
+                .call(&code, &ctx, "add", r#"{"a":1,"b":2}"#, &cancel)
+                .await
+                .expect("add")
+        })
+    });
+    let arguments = json!({"a": 1, "b": 2});
+    let serde_json::Value::Object(arguments) = arguments else {
+        unreachable!()
+    };
+    group.bench_function("tool_host/hello_add", |b| {
+        b.to_async(&rt).iter(|| async {
+            let result = host
+                .tools
+                .call("hello__add", Some(arguments.clone()), CallMeta::default(), &cancel)
+                .await
+                .expect("known tool");
+            assert_eq!(result.is_error, Some(false));
+            result
+        })
+    });
+    group.bench_function("tool_host/hello_greet", |b| {
+        let arguments = json!({"name": "bench"});
+        let serde_json::Value::Object(arguments) = arguments else {
+            unreachable!()
+        };
+        b.to_async(&rt).iter(|| async {
+            host.tools
+                .call("hello__greet", Some(arguments.clone()), CallMeta::default(), &cancel)
+                .await
+                .expect("known tool")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_call);
+criterion_main!(benches);

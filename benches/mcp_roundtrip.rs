@@ -1,0 +1,143 @@
+//! Full MCP round trips over stdio: rmcp's client driving the real `toolmesh`
+//! binary, sequentially and with 32 calls in flight. Two measurements:
+//!
+//! - `mcp_roundtrip/*`: wall time per call as the client sees it;
+//! - `server_cpu_per_call/*`: CPU time the server process spends per call
+//!   (user + system, summed over its threads from /proc, nanosecond precision).
+//!
+//! Targets (issue 2): server CPU <= 50 µs per call, >= 5,000 sequential calls/s.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::StreamExt;
+use rmcp::model::{CallToolRequestParams, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
+
+/// CPU time consumed so far by every thread of process `pid`.
+fn process_cpu(pid: u32) -> Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            // schedstat: time on CPU (ns), time waiting (ns), timeslices.
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
+                && let Some(ns) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok())
+            {
+                total += ns;
+            }
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+struct Server {
+    client: RunningService<RoleClient, ()>,
+    pid: u32,
+    _data: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(Path::new(BIN));
+    cmd.arg("--data-dir").arg(data.path()).arg("serve").env("TOOLMESH_LOG", "warn");
+    let transport = TokioChildProcess::new(cmd).expect("spawn toolmesh");
+    let pid = transport.id().expect("child pid");
+    let client = ().serve(transport).await.expect("initialize");
+    Server {
+        client,
+        pid,
+        _data: data,
+    }
+}
+
+fn add_request() -> CallToolRequestParams {
+    let serde_json::Value::Object(arguments) = serde_json::json!({"a": 1, "b": 2}) else {
+        unreachable!()
+    };
+    let arguments: JsonObject = arguments;
+    CallToolRequestParams::new("hello__add").with_arguments(arguments)
+}
+
+async fn sequential(server: &Server, n: u64) {
+    for _ in 0..n {
+        let result = server.client.call_tool(add_request()).await.expect("call");
+        assert_eq!(result.is_error, Some(false));
+    }
+}
+
+async fn in_flight(server: &Server, n: u64, width: usize) {
+    futures::stream::iter(0..n)
+        .map(|_| server.client.call_tool(add_request()))
+        .buffer_unordered(width)
+        .for_each(|result| async move {
+            assert_eq!(result.expect("call").is_error, Some(false));
+        })
+        .await;
+}
+
+fn bench_roundtrip(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let server = rt.block_on(start());
+    rt.block_on(sequential(&server, 200)); // warm up
+
+    let mut wall = c.benchmark_group("mcp_roundtrip");
+    wall.bench_function("sequential", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let server = &server;
+            async move {
+                let started = Instant::now();
+                sequential(server, iters).await;
+                started.elapsed()
+            }
+        })
+    });
+    wall.bench_function("in_flight_32", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let server = &server;
+            async move {
+                let started = Instant::now();
+                in_flight(server, iters, 32).await;
+                started.elapsed()
+            }
+        })
+    });
+    wall.finish();
+
+    // Reported "time" is the server's CPU time for the calls, not wall time.
+    let mut cpu = c.benchmark_group("server_cpu_per_call");
+    cpu.bench_function("sequential", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let server = &server;
+            async move {
+                let before = process_cpu(server.pid);
+                sequential(server, iters).await;
+                process_cpu(server.pid).saturating_sub(before)
+            }
+        })
+    });
+    cpu.bench_function("in_flight_32", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let server = &server;
+            async move {
+                let before = process_cpu(server.pid);
+                in_flight(server, iters, 32).await;
+                process_cpu(server.pid).saturating_sub(before)
+            }
+        })
+    });
+    cpu.finish();
+    let Server { client, .. } = server;
+    let _ = rt.block_on(client.cancel());
+}
+
+criterion_group!(benches, bench_roundtrip);
+criterion_main!(benches);

@@ -1,0 +1,203 @@
+//! `toolmesh.toml`: where the host keeps its data and plugins, and how calls run.
+//!
+//! Every field has a default, so a host runs with no file at all. Command-line
+//! flags override the file (see `main.rs`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why, with the line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of its range.
+    #[error("invalid config {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the host keeps its state: compiled-component cache, plugins (by
+    /// default), and later stores. Default: `$XDG_DATA_HOME/toolmesh`.
+    pub data_dir: Option<PathBuf>,
+    /// The plugin directory. Default: `<data_dir>/plugins`.
+    pub plugins_dir: Option<PathBuf>,
+    /// Whether to load the plugins bundled with the host binary.
+    pub bundled_plugins: bool,
+    /// How calls run.
+    pub runtime: RuntimeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            plugins_dir: None,
+            bundled_plugins: true,
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+/// `[runtime]`: engine-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// How many tool calls may run at once; more wait for a slot. Each slot
+    /// reserves address space (not memory) in the pooling allocator.
+    pub max_concurrent_calls: u32,
+    /// Wall-clock limit of one call, in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Whether to keep compiled components on disk so restarts skip compiling.
+    pub compile_cache: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 128,
+            call_timeout_ms: 30_000,
+            compile_cache: true,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The wall-clock limit of one call.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
+                path: path.to_owned(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })?;
+        config.check().map_err(|reason| ConfigError::Invalid {
+            path: PathBuf::new(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let rt = &self.runtime;
+        if !(1..=10_000).contains(&rt.max_concurrent_calls) {
+            return Err(format!(
+                "runtime.max_concurrent_calls must be 1 to 10000, not {}",
+                rt.max_concurrent_calls
+            ));
+        }
+        if !(1..=86_400_000).contains(&rt.call_timeout_ms) {
+            return Err(format!(
+                "runtime.call_timeout_ms must be 1 to 86400000, not {}",
+                rt.call_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The plugin directory in force.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("plugins"))
+    }
+
+    /// Where compiled components are cached.
+    pub fn compile_cache_dir(&self) -> Option<PathBuf> {
+        self.runtime
+            .compile_cache
+            .then(|| self.data_dir().join("cache").join("components"))
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("toolmesh"))
+        .unwrap_or_else(|| PathBuf::from(".toolmesh"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert!(c.bundled_plugins);
+        assert_eq!(c.runtime.max_concurrent_calls, 128);
+    }
+
+    #[test]
+    fn values_are_read_and_paths_derived() {
+        let c = Config::parse(
+            "data_dir = \"/srv/tm\"\n[runtime]\ncall_timeout_ms = 500\ncompile_cache = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.plugins_dir(), PathBuf::from("/srv/tm/plugins"));
+        assert_eq!(c.runtime.call_timeout(), Duration::from_millis(500));
+        assert_eq!(c.compile_cache_dir(), None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_refused() {
+        let err = Config::parse("plugin_dir = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("unknown field `plugin_dir`"), "{err}");
+        let err = Config::parse("[runtime]\nmax_concurrent_calls = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_concurrent_calls must be 1 to 10000"), "{err}");
+    }
+}

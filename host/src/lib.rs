@@ -1,0 +1,20 @@
+//! # toolmesh
+//!
+//! A host that loads MCP tools as sandboxed WebAssembly components (defined
+//! by the WIT package in `wit/`) and serves them to agents over MCP.
+//!
+//! The data flow is one way: a request enters [`mcp`], the [`plugin`]
+//! registry resolves the tool to a loaded plugin, the [`runtime`] runs the
+//! call in a fresh store, and the result flows back.
+//!
+//! - [`config`]: `toolmesh.toml`.
+//! - [`runtime`]: engine, linker, compile cache, one store per call.
+//! - [`plugin`]: manifests, loading, the registry, bundled plugins, install.
+//! - [`mcp`]: tool-call semantics and the rmcp server.
+//! - [`host`]: wiring it all together from a configuration.
+
+pub mod config;
+pub mod host;
+pub mod mcp;
+pub mod plugin;
+pub mod runtime;

@@ -1,0 +1,7 @@
+//! MCP: the transport-independent tool semantics and the rmcp server.
+
+pub mod server;
+pub mod tools;
+
+pub use server::McpServer;
+pub use tools::{CallMeta, ToolHost, UnknownTool};

@@ -1,0 +1,84 @@
+//! The MCP server: an rmcp `ServerHandler` over the [`ToolHost`], served on
+//! stdio. The handler is thin; the semantics live in `tools.rs`.
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+use super::tools::{CallMeta, ToolHost};
+
+const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool names are \
+`<plugin>__<tool>`; every call runs in a fresh sandbox under the plugin's limits.";
+
+/// The MCP server of a toolmesh host.
+#[derive(Clone)]
+pub struct McpServer {
+    tools: ToolHost,
+}
+
+impl McpServer {
+    /// A server for `tools`.
+    pub fn new(tools: ToolHost) -> Self {
+        Self { tools }
+    }
+
+    /// Serves MCP on this process's stdin and stdout until the client
+    /// disconnects.
+    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let running = self.serve(rmcp::transport::io::stdio_pipes()).await?;
+        let reason = running.waiting().await?;
+        tracing::info!(?reason, "client disconnected");
+        Ok(())
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("toolmesh", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.list()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.get(name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let meta = CallMeta {
+            request_id: context.id.to_string(),
+            client: context
+                .peer
+                .peer_info()
+                .map(|info| info.client_info.name.clone()),
+        };
+        match self
+            .tools
+            .call(&request.name, request.arguments, meta, &context.ct)
+            .await
+        {
+            Ok(result) => Ok(result.into()),
+            // MCP: an unknown tool is a protocol error (-32602).
+            Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Tool calls independent of the transport: resolve the name, validate the
+//! arguments against the tool's input schema, run the guest, check its result
+//! against the output schema, and express the outcome as an MCP
+//! `CallToolResult`. Every failure the agent should read becomes an
+//! `isError` result that says what went wrong.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, ToolAnnotations};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::plugin::Registry;
+use crate::plugin::tool::Tool;
+use crate::runtime::bindings::{ContentBlock as GuestContent, ToolOutput};
+use crate::runtime::{CallError, Runtime, call_context};
+
+/// Facts about a call, for the guest's `call-context`.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeta {
+    /// The request id, as text.
+    pub request_id: String,
+    /// The client's name, if known.
+    pub client: Option<String>,
+}
+
+/// The name does not resolve to a tool.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown tool `{name}`{hint}")]
+pub struct UnknownTool {
+    /// The name asked for.
+    pub name: String,
+    hint: String,
+}
+
+/// Serves the registry's tools.
+#[derive(Clone)]
+pub struct ToolHost {
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+}
+
+impl ToolHost {
+    /// A host for `registry`'s plugins on `runtime`.
+    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>) -> Self {
+        Self { runtime, registry }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Every tool, as MCP describes tools.
+    pub fn list(&self) -> Vec<McpTool> {
+        self.registry.snapshot().tools().map(|t| describe(t)).collect()
+    }
+
+    /// The MCP description of tool `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<McpTool> {
+        let snapshot = self.registry.snapshot();
+        snapshot.resolve(name).map(|(_, tool)| describe(tool))
+    }
+
+    /// Runs tool `name` with `arguments`. Only an unknown name is an `Err`;
+    /// every other failure is an error result for the agent to read.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        meta: CallMeta,
+        cancel: &CancellationToken,
+    ) -> Result<CallToolResult, UnknownTool> {
+        let snapshot = self.registry.snapshot();
+        let Some((plugin, tool)) = snapshot.resolve(name) else {
+            return Err(unknown_tool(name, snapshot.tool_count()));
+        };
+        let arguments = Value::Object(arguments.unwrap_or_default());
+        if let Err(problems) = tool.validate_arguments(&arguments) {
+            return Ok(error_result(format!(
+                "invalid arguments for `{}`: {problems}",
+                tool.qualified_name
+            )));
+        }
+        let arguments = arguments.to_string();
+        let ctx = call_context(meta.request_id, meta.client);
+        let started = Instant::now();
+        let outcome = self
+            .runtime
+            .call(&plugin.code, &ctx, &tool.name, &arguments, cancel)
+            .await;
+        tracing::debug!(
+            tool = %tool.qualified_name,
+            micros = started.elapsed().as_micros() as u64,
+            ok = outcome.is_ok(),
+            "call"
+        );
+        Ok(match outcome {
+            Ok(output) => success_result(tool, output),
+            Err(e @ CallError::Host(_)) => {
+                tracing::warn!(tool = %tool.qualified_name, "{e}");
+                error_result(e.to_string())
+            }
+            Err(e) => error_result(e.to_string()),
+        })
+    }
+}
+
+fn unknown_tool(name: &str, tool_count: usize) -> UnknownTool {
+    let hint = if tool_count == 0 {
+        "; no tools are loaded".to_owned()
+    } else {
+        "; tools/list shows the available tools".to_owned()
+    };
+    UnknownTool {
+        name: name.chars().take(128).collect(),
+        hint,
+    }
+}
+
+/// A tool as MCP describes it.
+pub fn describe(tool: &Tool) -> McpTool {
+    let annotations = ToolAnnotations::new()
+        .read_only(tool.hints.read_only)
+        .destructive(tool.hints.destructive)
+        .idempotent(tool.hints.idempotent)
+        .open_world(tool.hints.open_world);
+    let mut described = McpTool::new(
+        tool.qualified_name.clone(),
+        tool.description.clone(),
+        tool.input_schema.clone(),
+    )
+    .with_annotations(annotations);
+    if let Some(title) = &tool.title {
+        described = described.with_title(title.clone());
+    }
+    if let Some(schema) = &tool.output_schema {
+        described = described.with_raw_output_schema(schema.clone());
+    }
+    described
+}
+
+fn error_result(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+fn success_result(tool: &Tool, output: ToolOutput) -> CallToolResult {
+    let content: Vec<ContentBlock> = output.content.into_iter().map(content_block).collect();
+    let structured = match output.structured {
+        None if tool.output_schema.is_some() => {
+            return error_result(format!(
+                "the plugin broke its contract: `{}` declares an output schema but returned no \
+                 structured result",
+                tool.qualified_name
+            ));
+        }
+        None => return CallToolResult::success(content),
+        Some(json) => json,
+    };
+    let value: Value = match serde_json::from_str(&structured) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => {
+            return error_result(format!(
+                "the plugin broke its contract: `{}` returned a structured result that is not a \
+                 JSON object",
+                tool.qualified_name
+            ));
+        }
+        Err(e) => {
+            return error_result(format!(
+                "the plugin broke its contract: `{}` returned invalid JSON: {e}",
+                tool.qualified_name
+            ));
+        }
+    };
+    if let Err(problems) = tool.validate_output(&value) {
+        return error_result(format!(
+            "the plugin broke its contract: the result of `{}` does not match its output \
+             schema: {problems}",
+            tool.qualified_name
+        ));
+    }
+    // Clients that ignore structured content read the same JSON as text.
+    let content = if content.is_empty() {
+        vec![ContentBlock::text(structured)]
+    } else {
+        content
+    };
+    let mut result = CallToolResult::success(content);
+    result.structured_content = Some(value);
+    result
+}
+
+fn content_block(block: GuestContent) -> ContentBlock {
+    let b64 = |data: &[u8]| base64::engine::general_purpose::STANDARD.encode(data);
+    match block {
+        GuestContent::Text(text) => ContentBlock::text(text),
+        GuestContent::Image(media) => ContentBlock::image(b64(&media.data), media.mime_type),
+        GuestContent::Audio(media) => ContentBlock::audio(b64(&media.data), media.mime_type),
+    }
+}

@@ -1,0 +1,318 @@
+//! Turns a plugin (a directory, or a bundled manifest and component) into a
+//! [`LoadedPlugin`]: manifest checked, component hash verified, compiled (or
+//! loaded from the compile cache), WIT version and capabilities checked,
+//! linked, and its tools listed and validated. Each failure is a
+//! [`LoadError`] that says what is wrong and where.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::Component;
+
+use super::bundled::BundledPlugin;
+use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
+use super::tool::{MAX_TOOLS, Tool};
+use crate::runtime::{Origin, PluginCode, Runtime};
+
+/// The `toolmesh:plugin` version this host implements.
+pub const WIT_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+const WIT_PACKAGE: &str = "toolmesh:plugin/";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A directory (the plugin directory, or an install's source).
+    Dir(PathBuf),
+    /// Built into the host binary.
+    Bundled,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Dir(path) => write!(f, "{}", path.display()),
+            Source::Bundled => f.write_str("(bundled)"),
+        }
+    }
+}
+
+/// Why a plugin was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The manifest could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid.
+    #[error("bad manifest: {0}")]
+    Manifest(String),
+    /// The manifest states no hash (directory plugins must).
+    #[error(
+        "the manifest has no `hash`; the component's hash is {actual}: add `hash = \"{actual}\"` \
+         if you trust this file"
+    )]
+    MissingHash {
+        /// The component's hash.
+        actual: ContentHash,
+    },
+    /// The component is not the file the manifest describes.
+    #[error("hash mismatch: the manifest says {expected} but the component is {actual}")]
+    HashMismatch {
+        /// From the manifest.
+        expected: ContentHash,
+        /// Of the file.
+        actual: ContentHash,
+    },
+    /// The file is not a WebAssembly component.
+    #[error("not a component: {0}")]
+    NotAComponent(String),
+    /// Built against an incompatible version of the `toolmesh:plugin` WIT.
+    #[error(
+        "built for `{interface}`, but this host implements toolmesh:plugin {WIT_VERSION} \
+         (compatible: 0.1.x); rebuild it with a matching toolmesh-sdk"
+    )]
+    WitVersion {
+        /// The interface name as the component has it.
+        interface: String,
+    },
+    /// Imports a capability its manifest does not ask for, or one the host lacks.
+    #[error("capability not granted: {0}")]
+    Capability(String),
+    /// The host cannot link it (an import it does not provide, say).
+    #[error("cannot link the component: {0}")]
+    Link(String),
+    /// Listing its tools failed.
+    #[error("listing its tools failed: {0}")]
+    List(String),
+    /// A tool spec is not acceptable.
+    #[error("bad tool: {0}")]
+    Tool(String),
+}
+
+/// A plugin ready to serve.
+pub struct LoadedPlugin {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Where it came from.
+    pub source: Source,
+    /// Its component's hash.
+    pub hash: ContentHash,
+    /// Whether the component was compiled now or loaded from the cache.
+    pub origin: Origin,
+    /// The linked component.
+    pub code: PluginCode,
+    /// Its tools, in the order the plugin listed them.
+    pub tools: Vec<Arc<Tool>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("source", &self.source)
+            .field("tools", &self.tools)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the plugin in directory `dir`.
+pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = read_to_string(&manifest_path)?;
+    let manifest = Manifest::parse(&text).map_err(LoadError::Manifest)?;
+    let wasm_path = dir.join(&manifest.component);
+    let wasm = std::fs::read(&wasm_path).map_err(|source| LoadError::Read {
+        path: wasm_path,
+        source,
+    })?;
+    load(runtime, manifest, wasm, Source::Dir(dir.to_owned())).await
+}
+
+/// Loads a plugin built into the host.
+pub async fn load_bundled(
+    runtime: &Arc<Runtime>,
+    bundled: &BundledPlugin,
+) -> Result<LoadedPlugin, LoadError> {
+    let manifest = Manifest::parse(bundled.manifest).map_err(LoadError::Manifest)?;
+    load(runtime, manifest, bundled.component.to_vec(), Source::Bundled).await
+}
+
+fn read_to_string(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+async fn load(
+    runtime: &Arc<Runtime>,
+    manifest: Manifest,
+    wasm: Vec<u8>,
+    source: Source,
+) -> Result<LoadedPlugin, LoadError> {
+    let hash = verify_hash(&manifest, &wasm)?;
+    check_header(&wasm)?;
+    // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
+    let compiler = runtime.clone();
+    let (component, origin) =
+        tokio::task::spawn_blocking(move || compiler.compile(&wasm, &hash))
+            .await
+            .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+    check_interfaces(runtime, &component, &manifest)?;
+    let code = runtime
+        .prepare(&manifest.name, &component)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let specs = runtime
+        .list_tools(&code)
+        .await
+        .map_err(|e| LoadError::List(e.to_string()))?;
+    if specs.len() > MAX_TOOLS {
+        return Err(LoadError::Tool(format!(
+            "the plugin lists {} tools; at most {MAX_TOOLS} are allowed",
+            specs.len()
+        )));
+    }
+    let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
+        if tools.iter().any(|t| t.name == tool.name) {
+            return Err(LoadError::Tool(format!("tool `{}` is listed twice", tool.name)));
+        }
+        tools.push(Arc::new(tool));
+    }
+    Ok(LoadedPlugin {
+        manifest,
+        source,
+        hash,
+        origin,
+        code,
+        tools,
+    })
+}
+
+fn verify_hash(manifest: &Manifest, wasm: &[u8]) -> Result<ContentHash, LoadError> {
+    let actual = ContentHash::of(wasm);
+    match manifest.hash {
+        None => Err(LoadError::MissingHash { actual }),
+        Some(expected) if expected != actual => Err(LoadError::HashMismatch { expected, actual }),
+        Some(_) => Ok(actual),
+    }
+}
+
+/// Tells a component from a core module or a non-wasm file before compiling,
+/// for a clearer message than the parser's.
+fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
+    const COMPONENT: &[u8] = &[0x0d, 0, 1, 0];
+    match (wasm.get(..4), wasm.get(4..8)) {
+        (Some(MAGIC), Some(COMPONENT)) => Ok(()),
+        (Some(MAGIC), Some(CORE_MODULE)) => Err(LoadError::NotAComponent(
+            "this is a core WebAssembly module; build the plugin with \
+             `cargo build --target wasm32-wasip2` to get a component"
+                .into(),
+        )),
+        (Some(MAGIC), _) => Err(LoadError::NotAComponent(
+            "unknown WebAssembly version or layer".into(),
+        )),
+        _ => Err(LoadError::NotAComponent(
+            "the file is not WebAssembly (no `\\0asm` header)".into(),
+        )),
+    }
+}
+
+/// Checks that the component speaks a compatible `toolmesh:plugin` version
+/// and imports only the host capabilities its manifest asks for.
+fn check_interfaces(
+    runtime: &Runtime,
+    component: &Component,
+    manifest: &Manifest,
+) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let engine = runtime.engine();
+    let mut exports_tools = false;
+    for (name, _) in ty.exports(engine) {
+        if let Some((interface, _)) = split_toolmesh_name(name)? {
+            exports_tools |= interface == "tools";
+        }
+    }
+    if !exports_tools {
+        let exports: Vec<_> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+        return Err(LoadError::Link(format!(
+            "it does not export `toolmesh:plugin/tools` (its exports: {}); is it a toolmesh plugin?",
+            if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+        )));
+    }
+    for (name, _) in ty.imports(engine) {
+        let Some((interface, _)) = split_toolmesh_name(name)? else {
+            continue;
+        };
+        let needed = match interface {
+            "types" => continue,
+            "log" => Capability::Log,
+            other => {
+                return Err(LoadError::Capability(format!(
+                    "it imports `toolmesh:plugin/{other}`, which this host does not provide"
+                )));
+            }
+        };
+        if !manifest.capabilities.contains(&needed) {
+            return Err(LoadError::Capability(format!(
+                "it imports `{name}` but its manifest does not ask for the `{}` capability",
+                needed.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// For `toolmesh:plugin/<interface>@<version>` names: the interface and the
+/// version, refusing incompatible versions. `None` for other packages.
+fn split_toolmesh_name(name: &str) -> Result<Option<(&str, semver::Version)>, LoadError> {
+    let Some(rest) = name.strip_prefix(WIT_PACKAGE) else {
+        return Ok(None);
+    };
+    let wit_version = |interface: &str| LoadError::WitVersion {
+        interface: interface.to_owned(),
+    };
+    let (interface, version) = rest.split_once('@').ok_or_else(|| wit_version(name))?;
+    let version = semver::Version::parse(version).map_err(|_| wit_version(name))?;
+    let compatible = version.major == WIT_VERSION.major
+        && (WIT_VERSION.major > 0 || version.minor == WIT_VERSION.minor);
+    if !compatible {
+        return Err(wit_version(name));
+    }
+    Ok(Some((interface, version)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_told_apart() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        let core = check_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        assert!(core.contains("core WebAssembly module"), "{core}");
+        let text = check_header(b"hello").unwrap_err().to_string();
+        assert!(text.contains("not WebAssembly"), "{text}");
+    }
+
+    #[test]
+    fn wit_versions_are_checked() {
+        assert!(matches!(
+            split_toolmesh_name("toolmesh:plugin/tools@0.1.7"),
+            Ok(Some(("tools", _)))
+        ));
+        assert!(matches!(split_toolmesh_name("wasi:io/streams@0.2.6"), Ok(None)));
+        for bad in ["toolmesh:plugin/tools@0.2.0", "toolmesh:plugin/tools@1.0.0", "toolmesh:plugin/tools"] {
+            let err = split_toolmesh_name(bad).unwrap_err().to_string();
+            assert!(err.contains("this host implements toolmesh:plugin 0.1.0"), "{err}");
+        }
+    }
+}

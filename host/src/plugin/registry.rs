@@ -1,0 +1,208 @@
+//! The set of loaded plugins and the index from qualified tool names to
+//! tools. Readers take a cheap snapshot; loading builds a new snapshot and
+//! swaps it in whole, so a call never sees half a change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use super::bundled::BUNDLED;
+use super::loader::{self, LoadError, LoadedPlugin, Source};
+use super::tool::{NAMESPACE_SEPARATOR, Tool};
+use crate::runtime::Runtime;
+
+/// A plugin that was not loaded, and why.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// Where it was.
+    pub source: Source,
+    /// Why it was refused.
+    pub error: LoadError,
+}
+
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.error)
+    }
+}
+
+/// One consistent view of the loaded plugins.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+    tools: HashMap<String, (Arc<LoadedPlugin>, Arc<Tool>)>,
+}
+
+impl Snapshot {
+    /// Builds the index from loaded plugins; later plugins with a name already
+    /// taken are returned as failures.
+    pub fn new(plugins: Vec<LoadedPlugin>) -> (Self, Vec<LoadFailure>) {
+        let mut snapshot = Snapshot::default();
+        let mut failures = Vec::new();
+        for plugin in plugins {
+            if let Some(first) = snapshot.plugins.get(&plugin.manifest.name) {
+                failures.push(LoadFailure {
+                    error: LoadError::Manifest(format!(
+                        "duplicate plugin name `{}`: already loaded from {}",
+                        plugin.manifest.name, first.source
+                    )),
+                    source: plugin.source,
+                });
+                continue;
+            }
+            let plugin = Arc::new(plugin);
+            for tool in &plugin.tools {
+                snapshot
+                    .tools
+                    .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
+            }
+            snapshot.plugins.insert(plugin.manifest.name.clone(), plugin);
+        }
+        (snapshot, failures)
+    }
+
+    /// The plugins, by name.
+    pub fn plugins(&self) -> impl ExactSizeIterator<Item = &Arc<LoadedPlugin>> {
+        self.plugins.values()
+    }
+
+    /// Every tool, ordered by plugin and then as each plugin listed them.
+    pub fn tools(&self) -> impl Iterator<Item = &Arc<Tool>> {
+        self.plugins.values().flat_map(|p| p.tools.iter())
+    }
+
+    /// How many tools there are.
+    pub fn tool_count(&self) -> usize {
+        self.tools.len()
+    }
+
+    /// The tool called `name`: a qualified name (`hello__greet`), or a bare
+    /// tool name when exactly one plugin has a tool by that name.
+    pub fn resolve(&self, name: &str) -> Option<(&Arc<LoadedPlugin>, &Arc<Tool>)> {
+        if let Some((plugin, tool)) = self.tools.get(name) {
+            return Some((plugin, tool));
+        }
+        if name.contains(NAMESPACE_SEPARATOR) {
+            return None;
+        }
+        let mut matches = self
+            .plugins
+            .values()
+            .flat_map(|p| p.tools.iter().map(move |t| (p, t)))
+            .filter(|(_, t)| t.name == name);
+        let only = matches.next()?;
+        matches.next().is_none().then_some(only)
+    }
+}
+
+/// The registry: the current snapshot, replaceable as a whole.
+#[derive(Debug, Default)]
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    /// A registry serving `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves `snapshot` from now on.
+    pub fn replace(&self, snapshot: Snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.current.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+}
+
+/// Which plugins to load.
+#[derive(Debug, Clone)]
+pub struct PluginSet {
+    /// Load the plugins built into the binary.
+    pub bundled: bool,
+    /// Load every plugin in this directory. A plugin here replaces a bundled
+    /// plugin of the same name.
+    pub dir: Option<PathBuf>,
+}
+
+/// Loads every plugin of `set`. Broken plugins are skipped and reported; the
+/// rest load.
+pub async fn load_all(runtime: &Arc<Runtime>, set: &PluginSet) -> (Snapshot, Vec<LoadFailure>) {
+    let mut loaded = Vec::new();
+    let mut failures = Vec::new();
+    let mut dir_plugins = Vec::new();
+    if let Some(dir) = &set.dir {
+        match plugin_dirs(dir) {
+            Ok(dirs) => {
+                for path in dirs {
+                    match loader::load_dir(runtime, &path).await {
+                        Ok(plugin) => dir_plugins.push(plugin),
+                        Err(error) => failures.push(LoadFailure {
+                            source: Source::Dir(path),
+                            error,
+                        }),
+                    }
+                }
+            }
+            Err(error) => failures.push(LoadFailure {
+                source: Source::Dir(dir.clone()),
+                error,
+            }),
+        }
+    }
+    if set.bundled {
+        for bundled in BUNDLED {
+            match loader::load_bundled(runtime, bundled).await {
+                Ok(plugin) if dir_plugins.iter().any(|p| p.manifest.name == plugin.manifest.name) => {
+                    tracing::info!(
+                        plugin = %plugin.manifest.name,
+                        "the plugin directory overrides the bundled plugin"
+                    );
+                }
+                Ok(plugin) => loaded.push(plugin),
+                Err(error) => failures.push(LoadFailure {
+                    source: Source::Bundled,
+                    error,
+                }),
+            }
+        }
+    }
+    loaded.extend(dir_plugins);
+    let (snapshot, duplicates) = Snapshot::new(loaded);
+    failures.extend(duplicates);
+    (snapshot, failures)
+}
+
+/// The plugin directories inside `dir`, sorted by name. Hidden entries (an
+/// install in progress) and plain files are passed over; a directory without
+/// a manifest is kept, so that loading it reports the missing file.
+fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let path = entry.path();
+        if hidden || !path.is_dir() {
+            continue;
+        }
+        dirs.push(path);
+    }
+    dirs.sort();
+    Ok(dirs)
+}

@@ -1,0 +1,234 @@
+//! A plugin's tools as the host serves them: checked names, parsed schemas and
+//! compiled validators, namespaced as `<plugin>__<tool>` so that names from
+//! different plugins never collide and fit MCP's `^[a-zA-Z0-9_-]{1,64}$`.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::runtime::bindings::ToolSpec;
+
+/// Separates the plugin name from the tool name in a qualified tool name.
+/// Plugin names cannot contain `_`, so the first `__` always splits correctly.
+pub const NAMESPACE_SEPARATOR: &str = "__";
+
+/// Longest qualified tool name every common MCP client accepts.
+pub const MAX_QUALIFIED_NAME: usize = 64;
+
+/// Most tools one plugin may offer.
+pub const MAX_TOOLS: usize = 256;
+
+/// Largest schema (as JSON text) a tool may declare.
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+/// Behaviour hints, as the plugin declared them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// Does not change its environment.
+    pub read_only: bool,
+    /// May destroy things.
+    pub destructive: bool,
+    /// Repeating a call has no further effect.
+    pub idempotent: bool,
+    /// Talks to the outside world.
+    pub open_world: bool,
+}
+
+/// One tool, ready to serve.
+pub struct Tool {
+    /// `<plugin>__<tool>`: the name agents call.
+    pub qualified_name: String,
+    /// The name inside the plugin, passed to the guest.
+    pub name: String,
+    /// A human-readable title.
+    pub title: Option<String>,
+    /// What the tool does.
+    pub description: String,
+    /// Behaviour hints.
+    pub hints: Hints,
+    /// The arguments' JSON Schema.
+    pub input_schema: Arc<Map<String, Value>>,
+    /// The structured result's JSON Schema, if any.
+    pub output_schema: Option<Arc<Map<String, Value>>>,
+    input_validator: jsonschema::Validator,
+    output_validator: Option<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool")
+            .field("qualified_name", &self.qualified_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tool {
+    /// Checks a spec from plugin `plugin` and compiles its schemas.
+    pub fn from_spec(plugin: &str, spec: ToolSpec) -> Result<Self, String> {
+        check_tool_name(&spec.name)?;
+        let qualified_name = format!("{plugin}{NAMESPACE_SEPARATOR}{}", spec.name);
+        if qualified_name.len() > MAX_QUALIFIED_NAME {
+            return Err(format!(
+                "tool `{}`: the qualified name `{qualified_name}` is longer than \
+                 {MAX_QUALIFIED_NAME} characters; shorten the plugin or tool name",
+                spec.name
+            ));
+        }
+        let context = |what: &str| format!("tool `{}`: {what}", spec.name);
+        let (input_schema, input_validator) =
+            compile_schema(&spec.input_schema).map_err(|e| context(&format!("input schema {e}")))?;
+        let output = spec
+            .output_schema
+            .as_deref()
+            .map(compile_schema)
+            .transpose()
+            .map_err(|e| context(&format!("output schema {e}")))?;
+        let (output_schema, output_validator) = match output {
+            Some((schema, validator)) => (Some(schema), Some(validator)),
+            None => (None, None),
+        };
+        Ok(Self {
+            qualified_name,
+            name: spec.name,
+            title: spec.title,
+            description: spec.description,
+            hints: Hints {
+                read_only: spec.hints.read_only,
+                destructive: spec.hints.destructive,
+                idempotent: spec.hints.idempotent,
+                open_world: spec.hints.open_world,
+            },
+            input_schema,
+            output_schema,
+            input_validator,
+            output_validator,
+        })
+    }
+
+    /// Checks arguments against the input schema. The error lists up to five
+    /// problems, each with where in the arguments it is.
+    pub fn validate_arguments(&self, arguments: &Value) -> Result<(), String> {
+        validate(&self.input_validator, arguments)
+    }
+
+    /// Checks a structured result against the output schema. A tool with no
+    /// output schema accepts anything.
+    pub fn validate_output(&self, output: &Value) -> Result<(), String> {
+        match &self.output_validator {
+            Some(validator) => validate(validator, output),
+            None => Ok(()),
+        }
+    }
+}
+
+fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), String> {
+    if validator.is_valid(value) {
+        return Ok(());
+    }
+    const SHOWN: usize = 5;
+    let mut problems: Vec<String> = Vec::new();
+    let mut total = 0;
+    for error in validator.iter_errors(value) {
+        total += 1;
+        if problems.len() < SHOWN {
+            let path = error.instance_path().to_string();
+            let path = if path.is_empty() { "/".to_owned() } else { path };
+            problems.push(format!("at `{path}`: {error}"));
+        }
+    }
+    if total > SHOWN {
+        problems.push(format!("and {} more", total - SHOWN));
+    }
+    Err(problems.join("; "))
+}
+
+fn check_tool_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_QUALIFIED_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tool name `{}` must be 1 to {MAX_QUALIFIED_NAME} characters of a-z, A-Z, 0-9, `_` and `-`",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// Parses a schema, checks it describes an object (MCP requires it for both
+/// arguments and structured results), and compiles it.
+fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Validator), String> {
+    if text.len() > MAX_SCHEMA_BYTES {
+        return Err(format!("is {} bytes, over the {MAX_SCHEMA_BYTES}-byte limit", text.len()));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
+    let Value::Object(map) = &value else {
+        return Err("is not a JSON object".into());
+    };
+    if map.get("type") != Some(&Value::String("object".into())) {
+        return Err("must have `\"type\": \"object\"`".into());
+    }
+    let validator =
+        jsonschema::validator_for(&value).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+    let Value::Object(map) = value else {
+        unreachable!("checked above")
+    };
+    Ok((Arc::new(map), validator))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::ToolHints;
+
+    fn spec(name: &str, input: &str, output: Option<&str>) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            title: None,
+            description: "d".into(),
+            input_schema: input.into(),
+            output_schema: output.map(Into::into),
+            hints: ToolHints {
+                read_only: true,
+                destructive: false,
+                idempotent: true,
+                open_world: false,
+            },
+        }
+    }
+
+    const ADD: &str = r#"{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}"#;
+
+    #[test]
+    fn qualifies_and_validates() {
+        let tool = Tool::from_spec("hello", spec("add", ADD, Some(ADD))).unwrap();
+        assert_eq!(tool.qualified_name, "hello__add");
+        assert!(tool.validate_arguments(&serde_json::json!({"a": 1, "b": 2})).is_ok());
+        let err = tool
+            .validate_arguments(&serde_json::json!({"a": "x"}))
+            .unwrap_err();
+        assert!(err.contains("at `/a`"), "{err}");
+        assert!(err.contains("\"b\" is a required property"), "{err}");
+        assert!(tool.validate_output(&serde_json::json!({"a": 1})).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_specs() {
+        let cases = [
+            (spec("add tool", ADD, None), "tool name `add tool`"),
+            (spec(&"x".repeat(60), ADD, None), "longer than 64"),
+            (spec("add", "[1]", None), "is not a JSON object"),
+            (spec("add", "{", None), "is not JSON"),
+            (spec("add", r#"{"type":"string"}"#, None), "\"type\": \"object\""),
+            (spec("add", r#"{"type":"object","minProperties":"x"}"#, None), "not a valid JSON Schema"),
+            (spec("add", ADD, Some("{}")), "output schema must have"),
+        ];
+        for (spec, expected) in cases {
+            let err = Tool::from_spec("hello", spec).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}

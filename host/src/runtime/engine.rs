@@ -1,0 +1,73 @@
+//! The one shared `Engine`: component model, pooling allocator sized to the
+//! call concurrency, epoch interruption for deadlines and cancellation, and
+//! the thread that advances the epoch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A running guest yields to the executor at
+/// least this often, which bounds how late a deadline or a cancellation can
+/// take effect.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core instances a Rust `wasm32-wasip2` component creates (its module plus
+/// the adapter shims `wit-component` adds), with room to spare.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
+/// Builds the engine for `concurrency` simultaneous stores.
+pub fn new_engine(concurrency: u32) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(concurrency)
+        .total_core_instances(concurrency * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(concurrency)
+        .total_tables(concurrency * 4)
+        .total_stacks(concurrency)
+        .max_memories_per_component(1)
+        .max_tables_per_component(4);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread for `engine`.
+    pub fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("toolmesh-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

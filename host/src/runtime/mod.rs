@@ -1,0 +1,229 @@
+//! The WebAssembly runtime: one engine and linker for the process, a cached
+//! `InstancePre` per plugin, and a fresh `Store` for every call, run on tokio
+//! under a deadline and the caller's cancellation.
+
+pub mod bindings;
+pub mod cache;
+mod engine;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::config::RuntimeConfig;
+use crate::plugin::manifest::ContentHash;
+use bindings::{CallContext, Plugin, PluginPre, ToolError, ToolOutput, ToolSpec};
+pub use cache::Origin;
+pub use engine::EPOCH_TICK;
+use state::{CallState, STDERR_CAPACITY};
+
+/// Why a call into a plugin did not return a result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The tool ran and reported an error.
+    #[error("{}", describe_tool_error(.0))]
+    Tool(ToolError),
+    /// The guest trapped (a panic, an out-of-bounds access, ...).
+    #[error("the plugin crashed: {message}{}", stderr_suffix(.stderr))]
+    Trap {
+        /// The trap, as wasmtime describes it.
+        message: String,
+        /// The end of the guest's standard error (a panic message, say).
+        stderr: String,
+    },
+    /// The caller cancelled the call; the guest was stopped.
+    #[error("cancelled by the client")]
+    Cancelled,
+    /// The call ran past its wall-clock limit; the guest was stopped.
+    #[error("deadline exceeded: the call ran longer than {} ms", .0.as_millis())]
+    Deadline(Duration),
+    /// The host could not run the call (instantiation failed, say).
+    #[error("the host could not run the plugin: {0:#}")]
+    Host(anyhow::Error),
+}
+
+fn describe_tool_error(e: &ToolError) -> String {
+    match e {
+        ToolError::InvalidArguments(m) => format!("invalid arguments: {m}"),
+        ToolError::Denied(m) => format!("denied: {m}"),
+        ToolError::Failed(m) => format!("failed: {m}"),
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("\nplugin stderr:\n{stderr}")
+    }
+}
+
+/// A plugin's compiled component, linked and ready to instantiate.
+#[derive(Clone)]
+pub struct PluginCode {
+    name: Arc<str>,
+    pre: PluginPre<CallState>,
+}
+
+impl PluginCode {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The runtime shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<cache::CompileCache>,
+    slots: Semaphore,
+    call_timeout: Duration,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine, the linker (WASI p2 with nothing granted, plus the
+    /// `toolmesh:plugin` imports) and the epoch ticker.
+    pub fn new(config: &RuntimeConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let engine = engine::new_engine(config.max_concurrent_calls)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let cache = cache_dir.map(|dir| cache::CompileCache::new(dir, &engine));
+        let ticker = engine::EpochTicker::start(engine.clone())?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            slots: Semaphore::new(config.max_concurrent_calls as usize),
+            call_timeout: config.call_timeout(),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `wasm`, or loads it from the compile cache.
+    pub fn compile(
+        &self,
+        wasm: &[u8],
+        hash: &ContentHash,
+    ) -> wasmtime::Result<(Component, Origin)> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, hash, wasm),
+            None => Ok((Component::new(&self.engine, wasm)?, Origin::Compiled)),
+        }
+    }
+
+    /// Links `component` against the host's imports. Fails with wasmtime's
+    /// message when it imports something the host does not provide or does
+    /// not export the `tools` interface.
+    pub fn prepare(&self, name: &str, component: &Component) -> wasmtime::Result<PluginCode> {
+        let pre = self.linker.instantiate_pre(component)?;
+        Ok(PluginCode {
+            name: name.into(),
+            pre: PluginPre::new(pre)?,
+        })
+    }
+
+    /// Asks the plugin for its tools.
+    pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
+        let (mut store, stderr) = self.new_store(code);
+        let run = async {
+            let plugin = code.pre.instantiate_async(&mut store).await?;
+            plugin.toolmesh_plugin_tools().call_list_tools(&mut store).await
+        };
+        self.guarded(run, &CancellationToken::new(), &stderr).await
+    }
+
+    /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
+    /// instance. `cancel` stops the guest wherever it is.
+    pub async fn call(
+        &self,
+        code: &PluginCode,
+        ctx: &CallContext,
+        tool: &str,
+        arguments: &str,
+        cancel: &CancellationToken,
+    ) -> Result<ToolOutput, CallError> {
+        let (mut store, stderr) = self.new_store(code);
+        let run = async {
+            let plugin = code.pre.instantiate_async(&mut store).await?;
+            plugin
+                .toolmesh_plugin_tools()
+                .call_call(&mut store, ctx, tool, arguments)
+                .await
+        };
+        self.guarded(run, cancel, &stderr).await?.map_err(CallError::Tool)
+    }
+
+    fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut store = Store::new(&self.engine, CallState::new(code.name.clone(), stderr.clone()));
+        // Yield to the executor on every epoch tick, so that the deadline and
+        // cancellation below can stop a guest that never calls the host.
+        store.epoch_deadline_async_yield_and_update(1);
+        (store, stderr)
+    }
+
+    /// Runs `guest` when a call slot is free, until it finishes, the deadline
+    /// passes, or `cancel` fires; dropping the future stops the guest.
+    async fn guarded<R>(
+        &self,
+        guest: impl Future<Output = wasmtime::Result<R>>,
+        cancel: &CancellationToken,
+        stderr: &MemoryOutputPipe,
+    ) -> Result<R, CallError> {
+        let _slot = tokio::select! {
+            _ = cancel.cancelled() => return Err(CallError::Cancelled),
+            slot = self.slots.acquire() => slot.map_err(|e| CallError::Host(e.into()))?,
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(CallError::Cancelled),
+            _ = tokio::time::sleep(self.call_timeout) => return Err(CallError::Deadline(self.call_timeout)),
+            outcome = guest => outcome,
+        };
+        outcome.map_err(|e| trap_or_host_error(e, stderr))
+    }
+}
+
+fn trap_or_host_error(error: wasmtime::Error, stderr: &MemoryOutputPipe) -> CallError {
+    let Some(trap) = error.downcast_ref::<Trap>() else {
+        return CallError::Host(error.into());
+    };
+    let bytes = stderr.contents();
+    let stderr = String::from_utf8_lossy(&bytes);
+    CallError::Trap {
+        message: trap.to_string(),
+        stderr: tail(stderr.trim_end(), 2048).to_owned(),
+    }
+}
+
+/// The last `max` bytes of `text`, starting on a character boundary.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// The context a call into a guest carries.
+pub fn call_context(request_id: String, client: Option<String>) -> CallContext {
+    CallContext { request_id, client }
+}

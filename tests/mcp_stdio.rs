@@ -1,0 +1,187 @@
+//! The real `toolmesh` binary, driven over stdio by rmcp's MCP client: list
+//! tools, call them, send bad arguments and unknown names, cancel a running
+//! guest, hit the deadline, and check the host answers after each.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceError;
+use rmcp::model::ErrorCode;
+use serde_json::json;
+use toolmesh_test_support::{TempHost, call, connect, first_text, test_plugin};
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
+
+/// A host with the bundled plugins and the hostile test plugin.
+async fn start(config: Option<&str>) -> anyhow::Result<(TempHost, toolmesh_test_support::Client)> {
+    let host = TempHost::new()?;
+    host.add_plugin(&test_plugin("hostile"), "hostile")?;
+    let mut args = host.args();
+    if let Some(config) = config {
+        let path = host.data_dir().with_file_name("toolmesh.toml");
+        std::fs::write(&path, config)?;
+        args.extend(["--config".into(), path.display().to_string()]);
+    }
+    let client = connect(Path::new(BIN), &args).await?;
+    Ok((host, client))
+}
+
+#[tokio::test]
+async fn lists_namespaced_tools_with_schemas_and_hints() -> anyhow::Result<()> {
+    let (_host, client) = start(None).await?;
+    let info = client.peer_info().expect("initialized");
+    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("toolmesh"));
+
+    let tools = client.list_all_tools().await?;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for expected in ["hello__greet", "hello__add", "hostile__spin", "hostile__panic"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    for name in &names {
+        assert!(
+            name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{name} is not a portable tool name"
+        );
+    }
+    let add = tools.iter().find(|t| t.name == "hello__add").unwrap();
+    assert_eq!(add.input_schema["type"], "object");
+    assert_eq!(add.input_schema["properties"]["a"]["type"], "number");
+    let output = add.output_schema.as_ref().expect("add declares an output schema");
+    assert_eq!(output["properties"]["sum"]["type"], "number");
+    let hints = add.annotations.as_ref().expect("hints");
+    assert_eq!(hints.read_only_hint, Some(true));
+    assert_eq!(hints.idempotent_hint, Some(true));
+    let greet = tools.iter().find(|t| t.name == "hello__greet").unwrap();
+    assert!(greet.output_schema.is_none());
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn calls_return_text_and_structured_content() -> anyhow::Result<()> {
+    let (_host, client) = start(None).await?;
+    let greeting = call(&client, "hello__greet", json!({"name": "Ada"})).await?;
+    assert_eq!(greeting.is_error, Some(false));
+    assert_eq!(first_text(&greeting), "Hello, Ada!");
+    assert!(greeting.structured_content.is_none());
+
+    let sum = call(&client, "hello__add", json!({"a": 1.5, "b": 2})).await?;
+    assert_eq!(sum.is_error, Some(false));
+    assert_eq!(sum.structured_content, Some(json!({"sum": 3.5})));
+    // Clients that ignore structured content read the same JSON as text.
+    let text: serde_json::Value = serde_json::from_str(first_text(&sum))?;
+    assert_eq!(text, json!({"sum": 3.5}));
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_arguments_are_error_results_and_the_host_keeps_serving() -> anyhow::Result<()> {
+    let (_host, client) = start(None).await?;
+
+    let wrong_type = call(&client, "hello__add", json!({"a": "one", "b": 2})).await?;
+    assert_eq!(wrong_type.is_error, Some(true));
+    let text = first_text(&wrong_type);
+    assert!(text.contains("invalid arguments for `hello__add`"), "{text}");
+    assert!(text.contains("at `/a`"), "{text}");
+
+    let missing = call(&client, "hello__greet", json!({})).await?;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(first_text(&missing).contains("\"name\" is a required property"), "{}", first_text(&missing));
+
+    let extra = call(&client, "hello__greet", json!({"name": "x", "admin": true})).await?;
+    assert_eq!(extra.is_error, Some(true), "{}", first_text(&extra));
+
+    // The guest's own refusal (a finite sum is required) is a tool error too.
+    let overflow = call(&client, "hello__add", json!({"a": 1e308, "b": 1e308})).await?;
+    assert_eq!(overflow.is_error, Some(true));
+    assert!(first_text(&overflow).starts_with("invalid arguments: the sum is not a finite number"));
+
+    let denied = call(&client, "hostile__deny", json!({})).await?;
+    assert_eq!(first_text(&denied), "denied: this tool refuses everyone");
+
+    match call(&client, "nope__missing", json!({})).await {
+        Err(e) => match e.downcast_ref::<ServiceError>() {
+            Some(ServiceError::McpError(error)) => {
+                assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+                assert!(error.message.contains("unknown tool `nope__missing`"), "{}", error.message);
+            }
+            other => panic!("expected an MCP error, got {other:?}"),
+        },
+        Ok(result) => panic!("an unknown tool must be a protocol error, got {result:?}"),
+    }
+
+    let after = call(&client, "hello__greet", json!({"name": "again"})).await?;
+    assert_eq!(first_text(&after), "Hello, again!");
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_panicking_guest_is_an_error_result_with_its_message() -> anyhow::Result<()> {
+    let (_host, client) = start(None).await?;
+    let crashed = call(&client, "hostile__panic", json!({"message": "boom-1234"})).await?;
+    assert_eq!(crashed.is_error, Some(true));
+    let text = first_text(&crashed);
+    assert!(text.starts_with("the plugin crashed"), "{text}");
+    assert!(text.contains("boom-1234"), "the panic message is shown: {text}");
+    let after = call(&client, "hello__add", json!({"a": 1, "b": 1})).await?;
+    assert_eq!(after.structured_content, Some(json!({"sum": 2.0})));
+    client.cancel().await?;
+    Ok(())
+}
+
+/// One call slot: if cancelling did not stop the spinning guest, the slot
+/// would stay taken and the next call would wait out the 60 s deadline.
+#[tokio::test]
+async fn cancelling_a_call_stops_the_running_guest() -> anyhow::Result<()> {
+    let config = "[runtime]\nmax_concurrent_calls = 1\ncall_timeout_ms = 60000\n";
+    let (_host, client) = start(Some(config)).await?;
+    let spin = call(&client, "hostile__spin", json!({}));
+    // Dropping the request future makes rmcp send notifications/cancelled.
+    let outcome = tokio::time::timeout(Duration::from_millis(300), spin).await;
+    assert!(outcome.is_err(), "spin cannot finish on its own");
+
+    let started = Instant::now();
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&client, "hello__greet", json!({"name": "next"})),
+    )
+    .await??;
+    assert_eq!(first_text(&next), "Hello, next!");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deadline_stops_a_guest_that_never_returns() -> anyhow::Result<()> {
+    let config = "[runtime]\ncall_timeout_ms = 300\n";
+    let (_host, client) = start(Some(config)).await?;
+    let started = Instant::now();
+    let result = call(&client, "hostile__spin", json!({})).await?;
+    let elapsed = started.elapsed();
+    assert_eq!(result.is_error, Some(true));
+    assert_eq!(first_text(&result), "deadline exceeded: the call ran longer than 300 ms");
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    let after = call(&client, "hello__greet", json!({"name": "x"})).await?;
+    assert_eq!(after.is_error, Some(false));
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_calls_all_complete() -> anyhow::Result<()> {
+    let (_host, client) = start(None).await?;
+    let calls = (0..64).map(|i| {
+        let client = &client;
+        async move { call(client, "hello__add", json!({"a": i, "b": 1})).await }
+    });
+    let results = futures::future::try_join_all(calls).await?;
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.structured_content, Some(json!({"sum": i as f64 + 1.0})));
+    }
+    client.cancel().await?;
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Test support for toolmesh: the test plugins (built by this crate's build
+//! script), temporary plugin and data directories, and a real MCP client
+//! (rmcp) connected to a `toolmesh serve` child process.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use tokio::process::Command;
+
+/// The directory holding each test plugin as `<name>/{plugin.toml, <name>.wasm}`.
+pub fn test_plugins_dir() -> PathBuf {
+    PathBuf::from(env!("TOOLMESH_TEST_PLUGINS_DIR"))
+}
+
+/// A test plugin's staged directory.
+pub fn test_plugin(name: &str) -> PathBuf {
+    test_plugins_dir().join(name)
+}
+
+/// A temporary data directory with an (initially empty) plugin directory.
+pub struct TempHost {
+    dir: tempfile::TempDir,
+}
+
+impl TempHost {
+    /// A fresh temporary host directory.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("plugins"))?;
+        Ok(Self { dir })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The plugin directory.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Copies the plugin directory `from` into the plugin directory as `name`
+    /// and returns the copy's path, for tests to modify.
+    pub fn add_plugin(&self, from: &Path, name: &str) -> anyhow::Result<PathBuf> {
+        let to = self.plugins_dir().join(name);
+        std::fs::create_dir_all(&to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+        Ok(to)
+    }
+
+    /// The arguments that point `toolmesh` at this host's directories.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+            "--plugins".into(),
+            self.plugins_dir().display().to_string(),
+        ]
+    }
+}
+
+/// An MCP client session with a `toolmesh serve` child process.
+pub type Client = RunningService<RoleClient, ()>;
+
+/// Starts `binary serve` with `args` and connects rmcp's client to it over
+/// stdio (initialize included). The server's log goes to the test's stderr.
+pub async fn connect(binary: &Path, args: &[String]) -> anyhow::Result<Client> {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).arg("serve");
+    let (transport, _stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(().serve(transport).await?)
+}
+
+/// Calls `tool` with `arguments` (a JSON object).
+pub async fn call(
+    client: &Client,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> anyhow::Result<CallToolResult> {
+    let arguments: JsonObject = match arguments {
+        serde_json::Value::Object(map) => map,
+        other => anyhow::bail!("arguments must be an object, not {other}"),
+    };
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+    Ok(client.call_tool(params).await?)
+}
+
+/// The text of a result's first content block.
+pub fn first_text(result: &CallToolResult) -> &str {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.as_str())
+        .unwrap_or("")
+}

@@ -1,0 +1,106 @@
+//! `cargo xtask`: the project's own set-up and test commands, so that a fresh
+//! machine with only the Rust toolchain and Python needs nothing else.
+//!
+//! - `cargo xtask test`: every test: the Rust workspace (unit, integration
+//!   through a real rmcp client, doc tests), then the Python MCP client tests
+//!   against the real binary, in a virtualenv this command creates.
+//! - `cargo xtask bench`: the criterion benchmarks.
+//!
+//! The `wasm32-wasip2` target is installed by `rust-toolchain.toml` (and, as a
+//! fallback, by the host's build script).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The Python MCP client and test runner the Python tests use.
+const PYTHON_PACKAGES: &[&str] = &["mcp==2.3.0", "pytest==8.4.2", "pytest-timeout==2.4.0"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 test   run every test (Rust workspace, then the Python MCP client tests)\n  \
+                 bench  run the criterion benchmarks (extra arguments go to cargo bench)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ is in the workspace")
+        .to_owned()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed ({status})", cmd.get_program()))
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let root = workspace_root();
+    run(cargo().args(["build", "--locked", "-p", "toolmesh", "--bin", "toolmesh"]))?;
+    run(cargo()
+        .args(["test", "--locked", "--workspace", "--all-targets"])
+        .args(extra))?;
+    run(cargo().args(["test", "--locked", "--workspace", "--doc"]))?;
+    let python = python_env(&root)?;
+    let binary = root.join("target/debug/toolmesh");
+    run(Command::new(python)
+        .current_dir(&root)
+        .env("TOOLMESH_BIN", binary)
+        .args(["-m", "pytest", "-v", "tests/python"]))
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    run(cargo().args(["bench", "--locked", "-p", "toolmesh"]).args(extra))
+}
+
+/// A virtualenv at `.venv` with [`PYTHON_PACKAGES`]; created on first use.
+fn python_env(root: &Path) -> Result<PathBuf, String> {
+    let venv = root.join(".venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let system = ["python3", "python"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+            .ok_or("no python3 on PATH: the Python MCP client tests need it")?;
+        run(Command::new(system).arg("-m").arg("venv").arg(&venv))?;
+    }
+    let stamp = venv.join(".toolmesh-packages");
+    let wanted = PYTHON_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_PACKAGES))?;
+        std::fs::write(&stamp, wanted).map_err(|e| format!("write {}: {e}", stamp.display()))?;
+    }
+    Ok(python)
+}
