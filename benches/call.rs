@@ -49,7 +49,12 @@ fn bench_call(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let result = host
                 .tools
-                .call("hello__add", Some(arguments.clone()), CallMeta::default(), &cancel)
+                .call(
+                    "hello__add",
+                    Some(arguments.clone()),
+                    CallMeta::default(),
+                    &cancel,
+                )
                 .await
                 .expect("known tool");
             assert_eq!(result.is_error, Some(false));
@@ -63,7 +68,12 @@ fn bench_call(c: &mut Criterion) {
         };
         b.to_async(&rt).iter(|| async {
             host.tools
-                .call("hello__greet", Some(arguments.clone()), CallMeta::default(), &cancel)
+                .call(
+                    "hello__greet",
+                    Some(arguments.clone()),
+                    CallMeta::default(),
+                    &cancel,
+                )
                 .await
                 .expect("known tool")
         })

@@ -5,7 +5,11 @@
 //! - `server_cpu_per_call/*`: CPU time the server process spends per call
 //!   (user + system, summed over its threads from /proc, nanosecond precision).
 //!
-//! Targets (issue 2): server CPU <= 50 µs per call, >= 5,000 sequential calls/s.
+//! - `startup/spawn_to_tools_list`: from spawning the process to an answered
+//!   `tools/list` with the default plugins and a warm compile cache.
+//!
+//! Targets (issue 2): server CPU <= 50 µs per call, >= 5,000 sequential calls/s,
+//! startup <= 150 ms.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,7 +31,10 @@ fn process_cpu(pid: u32) -> Duration {
         for task in tasks.flatten() {
             // schedstat: time on CPU (ns), time waiting (ns), timeslices.
             if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
-                && let Some(ns) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok())
+                && let Some(ns) = stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
             {
                 total += ns;
             }
@@ -43,9 +50,15 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let data = tempfile::tempdir().expect("tempdir");
+    start_in(tempfile::tempdir().expect("tempdir")).await
+}
+
+async fn start_in(data: tempfile::TempDir) -> Server {
     let mut cmd = Command::new(Path::new(BIN));
-    cmd.arg("--data-dir").arg(data.path()).arg("serve").env("TOOLMESH_LOG", "warn");
+    cmd.arg("--data-dir")
+        .arg(data.path())
+        .arg("serve")
+        .env("TOOLMESH_LOG", "warn");
     let transport = TokioChildProcess::new(cmd).expect("spawn toolmesh");
     let pid = transport.id().expect("child pid");
     let client = ().serve(transport).await.expect("initialize");
@@ -137,6 +150,40 @@ fn bench_roundtrip(c: &mut Criterion) {
     cpu.finish();
     let Server { client, .. } = server;
     let _ = rt.block_on(client.cancel());
+
+    // Startup with a warm compile cache: the first start fills it.
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_path = data.path().to_owned();
+    let warm = rt.block_on(start_in(data));
+    let _ = rt.block_on(warm.client.cancel());
+    let mut startup = c.benchmark_group("startup");
+    startup.sample_size(30);
+    startup.bench_function("spawn_to_tools_list", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let data_path = data_path.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    let mut cmd = Command::new(Path::new(BIN));
+                    cmd.arg("--data-dir")
+                        .arg(&data_path)
+                        .arg("serve")
+                        .env("TOOLMESH_LOG", "warn");
+                    let client =
+                        ().serve(TokioChildProcess::new(cmd).expect("spawn"))
+                            .await
+                            .expect("initialize");
+                    let tools = client.list_all_tools().await.expect("tools/list");
+                    total += started.elapsed();
+                    assert!(tools.len() >= 2);
+                    let _ = client.cancel().await;
+                }
+                total
+            }
+        })
+    });
+    startup.finish();
 }
 
 criterion_group!(benches, bench_roundtrip);

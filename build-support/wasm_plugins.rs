@@ -34,10 +34,16 @@ pub fn workspace_root(depth: usize) -> PathBuf {
 /// Returns the staged directories, in order.
 pub fn build_and_stage(workspace: &Path, plugins: &[PluginCrate], stage: &Path) -> Vec<PathBuf> {
     for watched in ["wit", "plugin-sdk", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     for plugin in plugins {
-        println!("cargo:rerun-if-changed={}", workspace.join(plugin.dir).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(plugin.dir).display()
+        );
     }
     ensure_wasm_target();
     let target_dir = env::var_os("CARGO_TARGET_DIR")
@@ -89,7 +95,14 @@ fn build(workspace: &Path, plugins: &[PluginCrate], target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--locked", "--target", WASM_TARGET, "--profile", PROFILE])
+        .args([
+            "build",
+            "--locked",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     for plugin in plugins {
@@ -132,15 +145,18 @@ fn build(workspace: &Path, plugins: &[PluginCrate], target_dir: &Path) {
 /// Writes `<dir>/{plugin.toml, <file>}` with the manifest's hash filled in.
 fn stage_plugin(dir: &Path, file: &str, wasm: &Path, template: &Path) -> PathBuf {
     let bytes = fs::read(wasm).unwrap_or_else(|e| panic!("read {}: {e}", wasm.display()));
-    let manifest = fs::read_to_string(template)
-        .unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
+    let manifest =
+        fs::read_to_string(template).unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
     assert!(
         !manifest.lines().any(|l| l.trim_start().starts_with("hash")),
         "{}: built plugins get their hash from the build; remove the `hash` line",
         template.display()
     );
     // Top-level keys must come before any table, so the hash goes first.
-    let manifest = format!("hash = \"blake3:{}\"\n{manifest}", blake3::hash(&bytes).to_hex());
+    let manifest = format!(
+        "hash = \"blake3:{}\"\n{manifest}",
+        blake3::hash(&bytes).to_hex()
+    );
     fs::create_dir_all(dir).expect("create the staged plugin dir");
     write_if_changed(&dir.join("plugin.toml"), manifest.as_bytes());
     write_if_changed(&dir.join(file), &bytes);

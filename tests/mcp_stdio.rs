@@ -30,23 +30,40 @@ async fn start(config: Option<&str>) -> anyhow::Result<(TempHost, toolmesh_test_
 async fn lists_namespaced_tools_with_schemas_and_hints() -> anyhow::Result<()> {
     let (_host, client) = start(None).await?;
     let info = client.peer_info().expect("initialized");
-    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("toolmesh"));
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("toolmesh")
+    );
 
     let tools = client.list_all_tools().await?;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for expected in ["hello__greet", "hello__add", "hostile__spin", "hostile__panic"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "hello__greet",
+        "hello__add",
+        "hostile__spin",
+        "hostile__panic",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     for name in &names {
         assert!(
-            name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "{name} is not a portable tool name"
         );
     }
     let add = tools.iter().find(|t| t.name == "hello__add").unwrap();
     assert_eq!(add.input_schema["type"], "object");
     assert_eq!(add.input_schema["properties"]["a"]["type"], "number");
-    let output = add.output_schema.as_ref().expect("add declares an output schema");
+    let output = add
+        .output_schema
+        .as_ref()
+        .expect("add declares an output schema");
     assert_eq!(output["properties"]["sum"]["type"], "number");
     let hints = add.annotations.as_ref().expect("hints");
     assert_eq!(hints.read_only_hint, Some(true));
@@ -82,12 +99,19 @@ async fn bad_arguments_are_error_results_and_the_host_keeps_serving() -> anyhow:
     let wrong_type = call(&client, "hello__add", json!({"a": "one", "b": 2})).await?;
     assert_eq!(wrong_type.is_error, Some(true));
     let text = first_text(&wrong_type);
-    assert!(text.contains("invalid arguments for `hello__add`"), "{text}");
+    assert!(
+        text.contains("invalid arguments for `hello__add`"),
+        "{text}"
+    );
     assert!(text.contains("at `/a`"), "{text}");
 
     let missing = call(&client, "hello__greet", json!({})).await?;
     assert_eq!(missing.is_error, Some(true));
-    assert!(first_text(&missing).contains("\"name\" is a required property"), "{}", first_text(&missing));
+    assert!(
+        first_text(&missing).contains("\"name\" is a required property"),
+        "{}",
+        first_text(&missing)
+    );
 
     let extra = call(&client, "hello__greet", json!({"name": "x", "admin": true})).await?;
     assert_eq!(extra.is_error, Some(true), "{}", first_text(&extra));
@@ -104,7 +128,11 @@ async fn bad_arguments_are_error_results_and_the_host_keeps_serving() -> anyhow:
         Err(e) => match e.downcast_ref::<ServiceError>() {
             Some(ServiceError::McpError(error)) => {
                 assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
-                assert!(error.message.contains("unknown tool `nope__missing`"), "{}", error.message);
+                assert!(
+                    error.message.contains("unknown tool `nope__missing`"),
+                    "{}",
+                    error.message
+                );
             }
             other => panic!("expected an MCP error, got {other:?}"),
         },
@@ -124,7 +152,10 @@ async fn a_panicking_guest_is_an_error_result_with_its_message() -> anyhow::Resu
     assert_eq!(crashed.is_error, Some(true));
     let text = first_text(&crashed);
     assert!(text.starts_with("the plugin crashed"), "{text}");
-    assert!(text.contains("boom-1234"), "the panic message is shown: {text}");
+    assert!(
+        text.contains("boom-1234"),
+        "the panic message is shown: {text}"
+    );
     let after = call(&client, "hello__add", json!({"a": 1, "b": 1})).await?;
     assert_eq!(after.structured_content, Some(json!({"sum": 2.0})));
     client.cancel().await?;
@@ -149,7 +180,11 @@ async fn cancelling_a_call_stops_the_running_guest() -> anyhow::Result<()> {
     )
     .await??;
     assert_eq!(first_text(&next), "Hello, next!");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     client.cancel().await?;
     Ok(())
 }
@@ -162,7 +197,10 @@ async fn the_deadline_stops_a_guest_that_never_returns() -> anyhow::Result<()> {
     let result = call(&client, "hostile__spin", json!({})).await?;
     let elapsed = started.elapsed();
     assert_eq!(result.is_error, Some(true));
-    assert_eq!(first_text(&result), "deadline exceeded: the call ran longer than 300 ms");
+    assert_eq!(
+        first_text(&result),
+        "deadline exceeded: the call ran longer than 300 ms"
+    );
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let after = call(&client, "hello__greet", json!({"name": "x"})).await?;
@@ -180,7 +218,10 @@ async fn concurrent_calls_all_complete() -> anyhow::Result<()> {
     });
     let results = futures::future::try_join_all(calls).await?;
     for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.structured_content, Some(json!({"sum": i as f64 + 1.0})));
+        assert_eq!(
+            result.structured_content,
+            Some(json!({"sum": i as f64 + 1.0}))
+        );
     }
     client.cancel().await?;
     Ok(())

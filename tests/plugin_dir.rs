@@ -39,7 +39,13 @@ fn rehash(dir: &Path, component: &str) {
     let hash = format!("blake3:{}", blake3::hash(&wasm).to_hex());
     let manifest: String = manifest
         .lines()
-        .map(|l| if l.starts_with("hash") { format!("hash = \"{hash}\"") } else { l.to_owned() })
+        .map(|l| {
+            if l.starts_with("hash") {
+                format!("hash = \"{hash}\"")
+            } else {
+                l.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
@@ -87,7 +93,11 @@ fn broken_plugin_dir() -> anyhow::Result<TempHost> {
     // The same component, built "for" a future major version of our WIT: the
     // interface names carry the version, and renaming them keeps the binary valid.
     let wasm = std::fs::read(dir.join("hello.wasm"))?;
-    let renamed = replace_all(&wasm, b"toolmesh:plugin/tools@0.1.0", b"toolmesh:plugin/tools@0.2.0");
+    let renamed = replace_all(
+        &wasm,
+        b"toolmesh:plugin/tools@0.1.0",
+        b"toolmesh:plugin/tools@0.2.0",
+    );
     assert_ne!(wasm, renamed);
     std::fs::write(dir.join("hello.wasm"), renamed)?;
     rehash(&dir, "hello.wasm");
@@ -124,7 +134,11 @@ fn plugin_list_reports_each_broken_plugin_and_loads_the_good_one() -> anyhow::Re
     let host = broken_plugin_dir()?;
     let out = toolmesh(&host, &["plugin", "list"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "refusals make the exit status 1:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refusals make the exit status 1:\n{text}"
+    );
     assert!(text.contains("hello 0.1.0 [untrusted]"), "{text}");
     assert!(text.contains("hello__greet"), "{text}");
     let expect = [
@@ -133,9 +147,18 @@ fn plugin_list_reports_each_broken_plugin_and_loads_the_good_one() -> anyhow::Re
         ("hash-mismatch", "hash mismatch: the manifest says blake3:"),
         ("core-module", "this is a core WebAssembly module"),
         ("not-wasm", "the file is not WebAssembly"),
-        ("wrong-wit", "built for `toolmesh:plugin/tools@0.2.0`, but this host implements toolmesh:plugin 0.1.0"),
-        ("no-log-grant", "its manifest does not ask for the `log` capability"),
-        ("hello-again", "duplicate plugin name `hello`: already loaded from"),
+        (
+            "wrong-wit",
+            "built for `toolmesh:plugin/tools@0.2.0`, but this host implements toolmesh:plugin 0.1.0",
+        ),
+        (
+            "no-log-grant",
+            "its manifest does not ask for the `log` capability",
+        ),
+        (
+            "hello-again",
+            "duplicate plugin name `hello`: already loaded from",
+        ),
         ("empty", "plugin.toml: No such file"),
     ];
     for (dir, reason) in expect {
@@ -143,7 +166,10 @@ fn plugin_list_reports_each_broken_plugin_and_loads_the_good_one() -> anyhow::Re
             .lines()
             .find(|l| l.starts_with("REFUSED") && l.contains(&format!("/{dir}")))
             .unwrap_or_else(|| panic!("no refusal for {dir}:\n{text}"));
-        assert!(line.contains(reason), "{dir}: expected `{reason}` in `{line}`");
+        assert!(
+            line.contains(reason),
+            "{dir}: expected `{reason}` in `{line}`"
+        );
     }
     Ok(())
 }
@@ -170,16 +196,30 @@ fn install_validates_copies_and_replaces_only_with_force() -> anyhow::Result<()>
     let source = hello_dir();
     let out = toolmesh(&host, &["plugin", "install", source.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("installed hello 0.1.0"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("installed hello 0.1.0"),
+        "{}",
+        stdout(&out)
+    );
     let installed = host.plugins_dir().join("hello");
     assert!(installed.join("plugin.toml").is_file());
-    assert_eq!(std::fs::read(installed.join("hello.wasm"))?, std::fs::read(source.join("hello.wasm"))?);
+    assert_eq!(
+        std::fs::read(installed.join("hello.wasm"))?,
+        std::fs::read(source.join("hello.wasm"))?
+    );
 
     let again = toolmesh(&host, &["plugin", "install", source.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("already installed"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already installed"),
+        "{}",
+        stderr(&again)
+    );
 
-    let forced = toolmesh(&host, &["plugin", "install", "--force", source.to_str().unwrap()]);
+    let forced = toolmesh(
+        &host,
+        &["plugin", "install", "--force", source.to_str().unwrap()],
+    );
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(stdout(&forced).starts_with("replaced hello 0.1.0"));
 
@@ -196,7 +236,11 @@ fn install_validates_copies_and_replaces_only_with_force() -> anyhow::Result<()>
     std::fs::write(tampered.join("hello.wasm"), wasm)?;
     let refused = toolmesh(&host, &["plugin", "install", tampered.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(stderr(&refused).contains("hash mismatch"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("hash mismatch"),
+        "{}",
+        stderr(&refused)
+    );
     let entries: Vec<_> = std::fs::read_dir(host.plugins_dir())?
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -228,7 +272,11 @@ fn call_runs_a_tool_without_mcp() {
 
     let unknown = toolmesh(&host, &["call", "hello__nope"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(stderr(&unknown).contains("unknown tool `hello__nope`"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("unknown tool `hello__nope`"),
+        "{}",
+        stderr(&unknown)
+    );
 
     let not_json = toolmesh(&host, &["call", "hello__add", "{a:1"]);
     assert_eq!(not_json.status.code(), Some(2));
@@ -241,11 +289,21 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Resu
     host.add_plugin(&hello_dir(), "hello")?;
     let cache = host.data_dir().join("cache/components");
     assert!(toolmesh(&host, &["plugin", "list"]).status.success());
-    let entries: Vec<PathBuf> = std::fs::read_dir(&cache)?.map(|e| e.unwrap().path()).collect();
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache)?
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let cached = &entries[0];
-    let hash = blake3::hash(&std::fs::read(hello_dir().join("hello.wasm"))?).to_hex().to_string();
-    assert!(cached.file_name().unwrap().to_string_lossy().starts_with(&hash));
+    let hash = blake3::hash(&std::fs::read(hello_dir().join("hello.wasm"))?)
+        .to_hex()
+        .to_string();
+    assert!(
+        cached
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&hash)
+    );
 
     let out = Command::new(BIN)
         .args(host.args())
@@ -262,7 +320,14 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Resu
         .env("TOOLMESH_LOG", "toolmesh=debug")
         .output()?;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cached component unusable, recompiling"), "{}", stderr(&out));
-    assert!(std::fs::read(cached)?.len() > 1000, "the entry was rewritten");
+    assert!(
+        stderr(&out).contains("cached component unusable, recompiling"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(cached)?.len() > 1000,
+        "the entry was rewritten"
+    );
     Ok(())
 }

@@ -198,6 +198,9 @@ mod tests {
         let err = Config::parse("[runtime]\nmax_concurrent_calls = 0")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("max_concurrent_calls must be 1 to 10000"), "{err}");
+        assert!(
+            err.contains("max_concurrent_calls must be 1 to 10000"),
+            "{err}"
+        );
     }
 }

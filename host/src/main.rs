@@ -81,7 +81,10 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(default_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -99,8 +102,8 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr: in `serve`, stdout is the protocol.
 fn init_logging(default_level: &str) {
-    let filter = EnvFilter::try_from_env("TOOLMESH_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_env("TOOLMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -164,7 +167,11 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     }
     for plugin in snapshot.plugins() {
         let m = &plugin.manifest;
-        writeln!(out, "\n{} {} [{}] from {}", m.name, m.version, m.level, plugin.source)?;
+        writeln!(
+            out,
+            "\n{} {} [{}] from {}",
+            m.name, m.version, m.level, plugin.source
+        )?;
         writeln!(out, "  {}", m.description)?;
         writeln!(out, "  hash: {}", plugin.hash)?;
         for tool in &plugin.tools {
@@ -192,7 +199,11 @@ async fn install_plugin(
     let m = &installed.plugin.manifest;
     println!(
         "{} {} {} {} ({} tools: {})",
-        if installed.replaced { "replaced" } else { "installed" },
+        if installed.replaced {
+            "replaced"
+        } else {
+            "installed"
+        },
         m.name,
         m.version,
         installed.path.display(),
@@ -226,7 +237,10 @@ async fn call(config: &Config, tool: &str, arguments: &str) -> anyhow::Result<Ex
         request_id: "cli".into(),
         client: Some("toolmesh-cli".into()),
     };
-    let result = host.tools.call(tool, Some(arguments), meta, &cancel).await?;
+    let result = host
+        .tools
+        .call(tool, Some(arguments), meta, &cancel)
+        .await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(if result.is_error == Some(true) {
         ExitCode::from(1)

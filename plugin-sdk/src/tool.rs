@@ -272,7 +272,12 @@ mod tests {
 
     fn plugin() -> Plugin {
         Plugin::new()
-            .tool(Tool::new("sum", "Adds.", |p: Pair| Ok(Structured(Total { total: p.a + p.b }))).read_only())
+            .tool(
+                Tool::new("sum", "Adds.", |p: Pair| {
+                    Ok(Structured(Total { total: p.a + p.b }))
+                })
+                .read_only(),
+            )
             .tool(Tool::new("echo", "Echoes.", |s: String| Ok(s)))
     }
 
@@ -301,6 +306,9 @@ mod tests {
     #[test]
     fn unknown_tool_is_reported() {
         let err = plugin().call_json("nope", "{}").unwrap_err();
-        assert_eq!(err, ToolError::InvalidArguments("no tool named `nope`".into()));
+        assert_eq!(
+            err,
+            ToolError::InvalidArguments("no tool named `nope`".into())
+        );
     }
 }

@@ -18,5 +18,8 @@ fn main() {
     let workspace = wasm_plugins::workspace_root(2);
     let stage = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("plugins");
     wasm_plugins::build_and_stage(&workspace, TEST_PLUGINS, &stage);
-    println!("cargo:rustc-env=TOOLMESH_TEST_PLUGINS_DIR={}", stage.display());
+    println!(
+        "cargo:rustc-env=TOOLMESH_TEST_PLUGINS_DIR={}",
+        stage.display()
+    );
 }

@@ -80,7 +80,9 @@ fn test(extra: &[String]) -> Result<(), String> {
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
-    run(cargo().args(["bench", "--locked", "-p", "toolmesh"]).args(extra))
+    run(cargo()
+        .args(["bench", "--locked", "-p", "toolmesh"])
+        .args(extra))
 }
 
 /// A virtualenv at `.venv` with [`PYTHON_PACKAGES`]; created on first use.
@@ -90,7 +92,12 @@ fn python_env(root: &Path) -> Result<PathBuf, String> {
     if !python.exists() {
         let system = ["python3", "python"]
             .into_iter()
-            .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+            .find(|p| {
+                Command::new(p)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
             .ok_or("no python3 on PATH: the Python MCP client tests need it")?;
         run(Command::new(system).arg("-m").arg("venv").arg(&venv))?;
     }
@@ -98,7 +105,13 @@ fn python_env(root: &Path) -> Result<PathBuf, String> {
     let wanted = PYTHON_PACKAGES.join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         run(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PYTHON_PACKAGES))?;
         std::fs::write(&stamp, wanted).map_err(|e| format!("write {}: {e}", stamp.display()))?;
     }

@@ -42,7 +42,9 @@ fn greet(args: GreetArgs) -> Result<String, ToolError> {
 fn add(args: AddArgs) -> Result<Structured<Sum>, ToolError> {
     let sum = args.a + args.b;
     if !sum.is_finite() {
-        return Err(ToolError::invalid_arguments("the sum is not a finite number"));
+        return Err(ToolError::invalid_arguments(
+            "the sum is not a finite number",
+        ));
     }
     Ok(Structured(Sum { sum }))
 }
@@ -76,14 +78,19 @@ mod tests {
     fn greets_and_adds() {
         let p = plugin();
         let hi = p.call_json("greet", r#"{"name":"Ada"}"#).unwrap();
-        assert_eq!(hi.content, vec![toolmesh_sdk::Content::Text("Hello, Ada!".into())]);
+        assert_eq!(
+            hi.content,
+            vec![toolmesh_sdk::Content::Text("Hello, Ada!".into())]
+        );
         let sum = p.call_json("add", r#"{"a":1.5,"b":2}"#).unwrap();
         assert_eq!(sum.structured.as_deref(), Some(r#"{"sum":3.5}"#));
     }
 
     #[test]
     fn overflowing_sum_is_refused() {
-        let err = plugin().call_json("add", r#"{"a":1e308,"b":1e308}"#).unwrap_err();
+        let err = plugin()
+            .call_json("add", r#"{"a":1e308,"b":1e308}"#)
+            .unwrap_err();
         assert!(matches!(err, ToolError::InvalidArguments(_)));
     }
 }

@@ -55,7 +55,11 @@ impl ToolHost {
 
     /// Every tool, as MCP describes tools.
     pub fn list(&self) -> Vec<McpTool> {
-        self.registry.snapshot().tools().map(|t| describe(t)).collect()
+        self.registry
+            .snapshot()
+            .tools()
+            .map(|t| describe(t))
+            .collect()
     }
 
     /// The MCP description of tool `name`, if there is one.

@@ -22,9 +22,7 @@ pub enum InstallError {
         error: LoadError,
     },
     /// A plugin of that name is installed and `force` was not given.
-    #[error(
-        "plugin `{name}` {version} is already installed at {path}; pass --force to replace it"
-    )]
+    #[error("plugin `{name}` {version} is already installed at {path}; pass --force to replace it")]
     AlreadyInstalled {
         /// Its name.
         name: String,
@@ -98,8 +96,11 @@ pub async fn install(
     for file in [MANIFEST_FILE, plugin.manifest.component.as_str()] {
         let from = source_dir.join(file);
         let to = staging.path().join(file);
-        std::fs::copy(&from, &to)
-            .map_err(io(format!("cannot copy {} to {}", from.display(), to.display())))?;
+        std::fs::copy(&from, &to).map_err(io(format!(
+            "cannot copy {} to {}",
+            from.display(),
+            to.display()
+        )))?;
         std::fs::File::open(&to)
             .and_then(|f| f.sync_all())
             .map_err(io(format!("cannot sync {}", to.display())))?;
@@ -125,12 +126,18 @@ pub async fn install(
             // Put the old plugin back: a failed install changes nothing.
             let _ = std::fs::rename(&retired, &dest);
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(io(format!("cannot move the new plugin to {}", dest.display()))(e));
+            return Err(io(format!(
+                "cannot move the new plugin to {}",
+                dest.display()
+            ))(e));
         }
         let _ = std::fs::remove_dir_all(&retired);
     } else if let Err(e) = std::fs::rename(&staged, &dest) {
         let _ = std::fs::remove_dir_all(&staged);
-        return Err(io(format!("cannot move the new plugin to {}", dest.display()))(e));
+        return Err(io(format!(
+            "cannot move the new plugin to {}",
+            dest.display()
+        ))(e));
     }
     Ok(Installed {
         plugin,

@@ -138,7 +138,13 @@ pub async fn load_bundled(
     bundled: &BundledPlugin,
 ) -> Result<LoadedPlugin, LoadError> {
     let manifest = Manifest::parse(bundled.manifest).map_err(LoadError::Manifest)?;
-    load(runtime, manifest, bundled.component.to_vec(), Source::Bundled).await
+    load(
+        runtime,
+        manifest,
+        bundled.component.to_vec(),
+        Source::Bundled,
+    )
+    .await
 }
 
 fn read_to_string(path: &Path) -> Result<String, LoadError> {
@@ -158,11 +164,10 @@ async fn load(
     check_header(&wasm)?;
     // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
     let compiler = runtime.clone();
-    let (component, origin) =
-        tokio::task::spawn_blocking(move || compiler.compile(&wasm, &hash))
-            .await
-            .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
-            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+    let (component, origin) = tokio::task::spawn_blocking(move || compiler.compile(&wasm, &hash))
+        .await
+        .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
+        .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
     check_interfaces(runtime, &component, &manifest)?;
     let code = runtime
         .prepare(&manifest.name, &component)
@@ -181,7 +186,10 @@ async fn load(
     for spec in specs {
         let tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
         if tools.iter().any(|t| t.name == tool.name) {
-            return Err(LoadError::Tool(format!("tool `{}` is listed twice", tool.name)));
+            return Err(LoadError::Tool(format!(
+                "tool `{}` is listed twice",
+                tool.name
+            )));
         }
         tools.push(Arc::new(tool));
     }
@@ -245,7 +253,11 @@ fn check_interfaces(
         let exports: Vec<_> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
         return Err(LoadError::Link(format!(
             "it does not export `toolmesh:plugin/tools` (its exports: {}); is it a toolmesh plugin?",
-            if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            }
         )));
     }
     for (name, _) in ty.imports(engine) {
@@ -309,10 +321,20 @@ mod tests {
             split_toolmesh_name("toolmesh:plugin/tools@0.1.7"),
             Ok(Some(("tools", _)))
         ));
-        assert!(matches!(split_toolmesh_name("wasi:io/streams@0.2.6"), Ok(None)));
-        for bad in ["toolmesh:plugin/tools@0.2.0", "toolmesh:plugin/tools@1.0.0", "toolmesh:plugin/tools"] {
+        assert!(matches!(
+            split_toolmesh_name("wasi:io/streams@0.2.6"),
+            Ok(None)
+        ));
+        for bad in [
+            "toolmesh:plugin/tools@0.2.0",
+            "toolmesh:plugin/tools@1.0.0",
+            "toolmesh:plugin/tools",
+        ] {
             let err = split_toolmesh_name(bad).unwrap_err().to_string();
-            assert!(err.contains("this host implements toolmesh:plugin 0.1.0"), "{err}");
+            assert!(
+                err.contains("this host implements toolmesh:plugin 0.1.0"),
+                "{err}"
+            );
         }
     }
 }

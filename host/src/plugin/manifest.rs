@@ -71,7 +71,10 @@ impl FromStr for Capability {
             .find(|c| c.name() == s)
             .ok_or_else(|| {
                 let known: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
-                format!("unknown capability `{s}` (this host knows: {})", known.join(", "))
+                format!(
+                    "unknown capability `{s}` (this host knows: {})",
+                    known.join(", ")
+                )
             })
     }
 }
@@ -235,9 +238,17 @@ capabilities = ["log", "log"]
             ("version = \"0.1.0\"", "version = \"one\"", "not semver"),
             ("\"hello.wasm\"", "\"../x.wasm\"", "plain `.wasm` file name"),
             ("blake3:af", "sha256:af", "must start with `blake3:`"),
-            ("[\"log\", \"log\"]", "[\"net\"]", "unknown capability `net`"),
+            (
+                "[\"log\", \"log\"]",
+                "[\"net\"]",
+                "unknown capability `net`",
+            ),
             ("level", "levle", "unknown field `levle`"),
-            ("description = \"Greets.\"", "description = \" \"", "description must not be empty"),
+            (
+                "description = \"Greets.\"",
+                "description = \" \"",
+                "description must not be empty",
+            ),
         ];
         for (from, to, expected) in cases {
             let err = Manifest::parse(&GOOD.replacen(from, to, 1)).unwrap_err();

@@ -56,7 +56,9 @@ impl Snapshot {
                     .tools
                     .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
             }
-            snapshot.plugins.insert(plugin.manifest.name.clone(), plugin);
+            snapshot
+                .plugins
+                .insert(plugin.manifest.name.clone(), plugin);
         }
         (snapshot, failures)
     }
@@ -165,7 +167,11 @@ pub async fn load_all(runtime: &Arc<Runtime>, set: &PluginSet) -> (Snapshot, Vec
     if set.bundled {
         for bundled in BUNDLED {
             match loader::load_bundled(runtime, bundled).await {
-                Ok(plugin) if dir_plugins.iter().any(|p| p.manifest.name == plugin.manifest.name) => {
+                Ok(plugin)
+                    if dir_plugins
+                        .iter()
+                        .any(|p| p.manifest.name == plugin.manifest.name) =>
+                {
                     tracing::info!(
                         plugin = %plugin.manifest.name,
                         "the plugin directory overrides the bundled plugin"

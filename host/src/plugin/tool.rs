@@ -75,8 +75,8 @@ impl Tool {
             ));
         }
         let context = |what: &str| format!("tool `{}`: {what}", spec.name);
-        let (input_schema, input_validator) =
-            compile_schema(&spec.input_schema).map_err(|e| context(&format!("input schema {e}")))?;
+        let (input_schema, input_validator) = compile_schema(&spec.input_schema)
+            .map_err(|e| context(&format!("input schema {e}")))?;
         let output = spec
             .output_schema
             .as_deref()
@@ -132,7 +132,11 @@ fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), Stri
         total += 1;
         if problems.len() < SHOWN {
             let path = error.instance_path().to_string();
-            let path = if path.is_empty() { "/".to_owned() } else { path };
+            let path = if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            };
             problems.push(format!("at `{path}`: {error}"));
         }
     }
@@ -162,7 +166,10 @@ fn check_tool_name(name: &str) -> Result<(), String> {
 /// arguments and structured results), and compiles it.
 fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Validator), String> {
     if text.len() > MAX_SCHEMA_BYTES {
-        return Err(format!("is {} bytes, over the {MAX_SCHEMA_BYTES}-byte limit", text.len()));
+        return Err(format!(
+            "is {} bytes, over the {MAX_SCHEMA_BYTES}-byte limit",
+            text.len()
+        ));
     }
     let value: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
     let Value::Object(map) = &value else {
@@ -171,8 +178,8 @@ fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Va
     if map.get("type") != Some(&Value::String("object".into())) {
         return Err("must have `\"type\": \"object\"`".into());
     }
-    let validator =
-        jsonschema::validator_for(&value).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+    let validator = jsonschema::validator_for(&value)
+        .map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
     let Value::Object(map) = value else {
         unreachable!("checked above")
     };
@@ -206,7 +213,10 @@ mod tests {
     fn qualifies_and_validates() {
         let tool = Tool::from_spec("hello", spec("add", ADD, Some(ADD))).unwrap();
         assert_eq!(tool.qualified_name, "hello__add");
-        assert!(tool.validate_arguments(&serde_json::json!({"a": 1, "b": 2})).is_ok());
+        assert!(
+            tool.validate_arguments(&serde_json::json!({"a": 1, "b": 2}))
+                .is_ok()
+        );
         let err = tool
             .validate_arguments(&serde_json::json!({"a": "x"}))
             .unwrap_err();
@@ -222,8 +232,14 @@ mod tests {
             (spec(&"x".repeat(60), ADD, None), "longer than 64"),
             (spec("add", "[1]", None), "is not a JSON object"),
             (spec("add", "{", None), "is not JSON"),
-            (spec("add", r#"{"type":"string"}"#, None), "\"type\": \"object\""),
-            (spec("add", r#"{"type":"object","minProperties":"x"}"#, None), "not a valid JSON Schema"),
+            (
+                spec("add", r#"{"type":"string"}"#, None),
+                "\"type\": \"object\"",
+            ),
+            (
+                spec("add", r#"{"type":"object","minProperties":"x"}"#, None),
+                "not a valid JSON Schema",
+            ),
             (spec("add", ADD, Some("{}")), "output schema must have"),
         ];
         for (spec, expected) in cases {

@@ -9,10 +9,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use toolmesh::plugin::log::Level as LogLevel;
 pub use toolmesh::plugin::types::{
     CallContext, ContentBlock, Media, ToolError, ToolHints, ToolOutput, ToolSpec,
 };
-pub use toolmesh::plugin::log::Level as LogLevel;
 
 /// The longest guest log message kept; longer ones are cut (with a marker) so
 /// a plugin cannot flood the host's log with one call.

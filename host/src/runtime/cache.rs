@@ -66,7 +66,9 @@ impl CompileCache {
             // refuses files from another engine or version.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, Origin::Cached)),
-                Err(e) => tracing::debug!(path = %path.display(), "cached component unusable, recompiling: {e:#}"),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), "cached component unusable, recompiling: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;

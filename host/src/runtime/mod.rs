@@ -142,7 +142,10 @@ impl Runtime {
         let (mut store, stderr) = self.new_store(code);
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
-            plugin.toolmesh_plugin_tools().call_list_tools(&mut store).await
+            plugin
+                .toolmesh_plugin_tools()
+                .call_list_tools(&mut store)
+                .await
         };
         self.guarded(run, &CancellationToken::new(), &stderr).await
     }
@@ -165,12 +168,17 @@ impl Runtime {
                 .call_call(&mut store, ctx, tool, arguments)
                 .await
         };
-        self.guarded(run, cancel, &stderr).await?.map_err(CallError::Tool)
+        self.guarded(run, cancel, &stderr)
+            .await?
+            .map_err(CallError::Tool)
     }
 
     fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let mut store = Store::new(&self.engine, CallState::new(code.name.clone(), stderr.clone()));
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(code.name.clone(), stderr.clone()),
+        );
         // Yield to the executor on every epoch tick, so that the deadline and
         // cancellation below can stop a guest that never calls the host.
         store.epoch_deadline_async_yield_and_update(1);
