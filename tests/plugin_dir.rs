@@ -305,20 +305,19 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Resu
             .starts_with(&hash)
     );
 
-    let out = Command::new(BIN)
-        .args(host.args())
-        .args(["--no-bundled", "plugin", "list"])
-        .env("TOOLMESH_LOG", "toolmesh=debug")
-        .output()?;
+    let list_with_debug_log = || {
+        Command::new(BIN)
+            .args(host.args())
+            .args(["--no-bundled", "plugin", "list"])
+            .env("TOOLMESH_LOG", "toolmesh=debug")
+            .output()
+    };
+    let out = list_with_debug_log()?;
     assert!(out.status.success());
     assert!(!stderr(&out).contains("recompiling"), "{}", stderr(&out));
 
     std::fs::write(cached, b"garbage")?;
-    let out = Command::new(BIN)
-        .args(host.args())
-        .args(["--no-bundled", "plugin", "list"])
-        .env("TOOLMESH_LOG", "toolmesh=debug")
-        .output()?;
+    let out = list_with_debug_log()?;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("cached component unusable, recompiling"),

@@ -205,3 +205,75 @@ fn content_block(block: GuestContent) -> ContentBlock {
         GuestContent::Audio(media) => ContentBlock::audio(b64(&media.data), media.mime_type),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::{Media, ToolHints, ToolSpec};
+
+    fn tool(output_schema: Option<&str>) -> Tool {
+        let spec = ToolSpec {
+            name: "t".into(),
+            title: None,
+            description: "d".into(),
+            input_schema: r#"{"type":"object"}"#.into(),
+            output_schema: output_schema.map(Into::into),
+            hints: ToolHints {
+                read_only: true,
+                destructive: false,
+                idempotent: true,
+                open_world: false,
+            },
+        };
+        Tool::from_spec("p", spec).unwrap()
+    }
+
+    const COUNT: &str =
+        r#"{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}"#;
+
+    fn output(structured: Option<&str>) -> ToolOutput {
+        ToolOutput {
+            content: Vec::new(),
+            structured: structured.map(Into::into),
+        }
+    }
+
+    fn error_text(result: &CallToolResult) -> &str {
+        assert_eq!(result.is_error, Some(true));
+        result.content[0].as_text().map(|t| t.text.as_str()).unwrap_or("")
+    }
+
+    #[test]
+    fn structured_results_must_keep_the_declared_contract() {
+        let counted = tool(Some(COUNT));
+        let missing = success_result(&counted, output(None));
+        assert!(error_text(&missing).contains("returned no structured result"));
+        let wrong = success_result(&counted, output(Some(r#"{"n":"x"}"#)));
+        assert!(error_text(&wrong).contains("does not match its output schema: at `/n`"));
+        let not_json = success_result(&counted, output(Some("{")));
+        assert!(error_text(&not_json).contains("returned invalid JSON"));
+        let not_object = success_result(&tool(None), output(Some("[1]")));
+        assert!(error_text(&not_object).contains("not a JSON object"));
+    }
+
+    #[test]
+    fn structured_results_get_a_text_copy_and_media_is_base64() {
+        let ok = success_result(&tool(Some(COUNT)), output(Some(r#"{"n":3}"#)));
+        assert_eq!(ok.is_error, Some(false));
+        assert_eq!(ok.structured_content, Some(serde_json::json!({"n": 3})));
+        assert_eq!(ok.content[0].as_text().unwrap().text, r#"{"n":3}"#);
+
+        let image = ToolOutput {
+            content: vec![GuestContent::Image(Media {
+                data: vec![0xff, 0x00],
+                mime_type: "image/png".into(),
+            })],
+            structured: None,
+        };
+        let result = success_result(&tool(None), image);
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["content"][0]["type"], "image");
+        assert_eq!(json["content"][0]["data"], "/wA=");
+        assert_eq!(json["content"][0]["mimeType"], "image/png");
+    }
+}
