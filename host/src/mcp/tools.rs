@@ -240,7 +240,10 @@ mod tests {
 
     fn error_text(result: &CallToolResult) -> &str {
         assert_eq!(result.is_error, Some(true));
-        result.content[0].as_text().map(|t| t.text.as_str()).unwrap_or("")
+        result.content[0]
+            .as_text()
+            .map(|t| t.text.as_str())
+            .unwrap_or("")
     }
 
     #[test]

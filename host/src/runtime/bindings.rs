@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use toolmesh::plugin::log::Level as LogLevel;
-pub use toolmesh::plugin::types::{
+pub use self::toolmesh::plugin::log::Level as LogLevel;
+pub use self::toolmesh::plugin::types::{
     CallContext, ContentBlock, Media, ToolError, ToolHints, ToolOutput, ToolSpec,
 };
 
@@ -18,9 +18,9 @@ pub use toolmesh::plugin::types::{
 /// a plugin cannot flood the host's log with one call.
 const MAX_LOG_MESSAGE: usize = 4096;
 
-impl toolmesh::plugin::types::Host for CallState {}
+impl self::toolmesh::plugin::types::Host for CallState {}
 
-impl toolmesh::plugin::log::Host for CallState {
+impl self::toolmesh::plugin::log::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) {
         let message = truncate_utf8(&message, MAX_LOG_MESSAGE);
         let plugin = self.plugin();
