@@ -7,11 +7,11 @@
 //! registry resolves the tool to a loaded plugin, the [`runtime`] runs the
 //! call in a fresh store, and the result flows back.
 //!
-//! - [`config`]: `toolmesh.toml`.
-//! - [`runtime`]: engine, linker, compile cache, one store per call.
-//! - [`plugin`]: manifests, loading, the registry, bundled plugins, install.
-//! - [`mcp`]: tool-call semantics and the rmcp server.
-//! - [`host`]: wiring it all together from a configuration.
+//! - [`config`] reads `toolmesh.toml`.
+//! - [`runtime`] holds the engine, linker, compile cache, one store per call.
+//! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
+//! - [`mcp`] holds the tool-call semantics and the rmcp server.
+//! - [`host`] wires it all together from a configuration.
 
 pub mod config;
 pub mod host;

@@ -294,8 +294,12 @@ fn split_toolmesh_name(name: &str) -> Result<Option<(&str, semver::Version)>, Lo
     };
     let (interface, version) = rest.split_once('@').ok_or_else(|| wit_version(name))?;
     let version = semver::Version::parse(version).map_err(|_| wit_version(name))?;
-    let compatible = version.major == WIT_VERSION.major
-        && (WIT_VERSION.major > 0 || version.minor == WIT_VERSION.minor);
+    // Semver: before 1.0 the minor version is the breaking one.
+    let compatible = if WIT_VERSION.major == 0 {
+        version.major == 0 && version.minor == WIT_VERSION.minor
+    } else {
+        version.major == WIT_VERSION.major
+    };
     if !compatible {
         return Err(wit_version(name));
     }
