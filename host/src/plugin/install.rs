@@ -1,7 +1,11 @@
 //! `toolmesh plugin install`: validate a plugin completely (the same loader
 //! the host serves with), then copy its manifest and component into the plugin
-//! directory atomically. A plugin that does not load is never copied, and an
-//! installed plugin is replaced only with `--force`, in one rename.
+//! directory through a hidden staging directory and a rename. A plugin that
+//! does not load is never copied. An installed plugin is replaced only with
+//! `--force`: the old directory is moved aside, the new one renamed in, and
+//! the old one put back if that fails. (A single-syscall swap would need
+//! `renameat2(RENAME_EXCHANGE)`; a loader scanning at that instant may miss
+//! the plugin once.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
