@@ -30,9 +30,8 @@ fn main() {
         let file = format!("{}.wasm", plugin.package.replace('-', "_"));
         writeln!(
             table,
-            "    BundledPlugin {{ dir_name: {name:?}, manifest: include_str!({manifest:?}), \
+            "    BundledPlugin {{ manifest: include_str!({manifest:?}), \
              component: include_bytes!({component:?}) }},",
-            name = plugin.package,
             manifest = dir.join("plugin.toml"),
             component = dir.join(file),
         )

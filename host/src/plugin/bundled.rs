@@ -5,8 +5,6 @@
 /// A plugin embedded in the binary.
 #[derive(Debug, Clone, Copy)]
 pub struct BundledPlugin {
-    /// The name of the directory it was staged in (its plugin name).
-    pub dir_name: &'static str,
     /// `plugin.toml`, with the hash filled in at build time.
     pub manifest: &'static str,
     /// The component's bytes.
@@ -16,6 +14,7 @@ pub struct BundledPlugin {
 /// Every bundled plugin.
 pub static BUNDLED: &[BundledPlugin] = include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
+#[doc(hidden)]
 /// A directory holding each bundled plugin as `<name>/{plugin.toml, <name>.wasm}`,
 /// as staged by the build (for tests and benchmarks of this crate).
 pub const BUNDLED_DIR: &str = env!("TOOLMESH_BUNDLED_DIR");
