@@ -166,7 +166,7 @@ async fn a_panicking_guest_is_an_error_result_with_its_message() -> anyhow::Resu
 /// would stay taken and the next call would wait out the 60 s deadline.
 #[tokio::test]
 async fn cancelling_a_call_stops_the_running_guest() -> anyhow::Result<()> {
-    let config = "[runtime]\nmax_concurrent_calls = 1\ncall_timeout_ms = 60000\n";
+    let config = "[runtime]\nmax_concurrent_calls = 1\n[levels.untrusted]\ntimeout_ms = 60000\nfuel = 1000000000000\n";
     let (_host, client) = start(Some(config)).await?;
     let spin = call(&client, "hostile__spin", json!({}));
     // Dropping the request future makes rmcp send notifications/cancelled.
@@ -191,20 +191,66 @@ async fn cancelling_a_call_stops_the_running_guest() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_deadline_stops_a_guest_that_never_returns() -> anyhow::Result<()> {
-    let config = "[runtime]\ncall_timeout_ms = 300\n";
+    let config = "[levels.untrusted]\ntimeout_ms = 300\nfuel = 1000000000000\n";
     let (_host, client) = start(Some(config)).await?;
-    let started = Instant::now();
-    let result = call(&client, "hostile__spin", json!({})).await?;
-    let elapsed = started.elapsed();
-    assert_eq!(result.is_error, Some(true));
-    assert_eq!(
-        first_text(&result),
-        "deadline exceeded: the call ran longer than 300 ms"
-    );
-    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    // Sleeping in a host call uses no fuel: only the deadline can end it.
+    for (tool, args) in [
+        ("hostile__sleep", json!({"ms": 60000})),
+        ("hostile__spin", json!({})),
+    ] {
+        let started = Instant::now();
+        let result = call(&client, tool, args).await?;
+        let elapsed = started.elapsed();
+        assert_eq!(result.is_error, Some(true));
+        assert_eq!(
+            first_text(&result),
+            "deadline exceeded: the call ran longer than 300 ms"
+        );
+        assert!(elapsed >= Duration::from_millis(300), "{tool}: {elapsed:?}");
+        // The deadline may overrun by at most two 10 ms epoch ticks, plus the
+        // round trip; allow generous slack for a loaded CI machine.
+        assert!(elapsed < Duration::from_secs(2), "{tool}: {elapsed:?}");
+    }
     let after = call(&client, "hello__greet", json!({"name": "x"})).await?;
     assert_eq!(after.is_error, Some(false));
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn quotas_end_the_call_with_an_error_naming_the_quota() -> anyhow::Result<()> {
+    let config = "[levels.untrusted]\nfuel = 50000000\nmemory_bytes = 33554432\nmax_output_bytes = 1048576\n";
+    let (_host, client) = start(Some(config)).await?;
+
+    let spin = call(&client, "hostile__spin", json!({})).await?;
+    assert_eq!(
+        first_text(&spin),
+        "fuel exhausted: 50000000 units (the `untrusted` level's limit per call)"
+    );
+
+    let bomb = call(&client, "hostile__alloc", json!({"mib": 256})).await?;
+    let text = first_text(&bomb);
+    assert_eq!(bomb.is_error, Some(true));
+    assert!(
+        text.starts_with("memory limit exceeded: the plugin asked for"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("the `untrusted` level allows 33554432"),
+        "{text}"
+    );
+    // Within the quota the same tool works.
+    let small = call(&client, "hostile__alloc", json!({"mib": 4})).await?;
+    assert_eq!(first_text(&small), "allocated 4 MiB");
+
+    let big = call(&client, "hostile__output", json!({"mib": 2})).await?;
+    assert_eq!(
+        first_text(&big),
+        "output too large: 2097152 bytes; the `untrusted` level allows 1048576"
+    );
+
+    let after = call(&client, "hello__add", json!({"a": 2, "b": 3})).await?;
+    assert_eq!(after.structured_content, Some(json!({"sum": 5.0})));
     client.cancel().await?;
     Ok(())
 }

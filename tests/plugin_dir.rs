@@ -106,6 +106,10 @@ fn broken_plugin_dir() -> anyhow::Result<TempHost> {
     edit_manifest(&dir, "name = \"hello\"", "name = \"no-log-grant\"");
     edit_manifest(&dir, "capabilities = [\"log\"]", "capabilities = []");
 
+    let dir = host.add_plugin(&hello_dir(), "unknown-level")?;
+    edit_manifest(&dir, "name = \"hello\"", "name = \"unknown-level\"");
+    edit_manifest(&dir, "level = \"untrusted\"", "level = \"root\"");
+
     // Same plugin name as `good`: the second one in name order is refused.
     host.add_plugin(&hello_dir(), "hello-again")?;
 

@@ -3,10 +3,12 @@
 //! Every field has a default, so a host runs with no file at all. Command-line
 //! flags override the file (see `main.rs`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::level::{LevelOverrides, Levels};
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,9 @@ pub struct Config {
     pub bundled_plugins: bool,
     /// How calls run.
     pub runtime: RuntimeConfig,
+    /// Security levels: overrides of the built-in levels' quotas, and new
+    /// levels (see [`crate::level`]).
+    pub levels: BTreeMap<String, LevelOverrides>,
 }
 
 impl Default for Config {
@@ -59,6 +64,7 @@ impl Default for Config {
             plugins_dir: None,
             bundled_plugins: true,
             runtime: RuntimeConfig::default(),
+            levels: BTreeMap::new(),
         }
     }
 }
@@ -70,8 +76,6 @@ pub struct RuntimeConfig {
     /// How many tool calls may run at once; more wait for a slot. Each slot
     /// reserves address space (not memory) in the pooling allocator.
     pub max_concurrent_calls: u32,
-    /// Wall-clock limit of one call, in milliseconds.
-    pub call_timeout_ms: u64,
     /// Whether to keep compiled components on disk so restarts skip compiling.
     pub compile_cache: bool,
 }
@@ -80,16 +84,8 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: 128,
-            call_timeout_ms: 30_000,
             compile_cache: true,
         }
-    }
-}
-
-impl RuntimeConfig {
-    /// The wall-clock limit of one call.
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_millis(self.call_timeout_ms)
     }
 }
 
@@ -134,13 +130,16 @@ impl Config {
                 rt.max_concurrent_calls
             ));
         }
-        if !(1..=86_400_000).contains(&rt.call_timeout_ms) {
-            return Err(format!(
-                "runtime.call_timeout_ms must be 1 to 86400000, not {}",
-                rt.call_timeout_ms
-            ));
-        }
+        Levels::new(&self.levels)?;
         Ok(())
+    }
+
+    /// The security levels in force.
+    pub fn levels(&self) -> Result<Levels, ConfigError> {
+        Levels::new(&self.levels).map_err(|reason| ConfigError::Invalid {
+            path: PathBuf::new(),
+            reason,
+        })
     }
 
     /// The data directory in force.
@@ -183,11 +182,12 @@ mod tests {
     #[test]
     fn values_are_read_and_paths_derived() {
         let c = Config::parse(
-            "data_dir = \"/srv/tm\"\n[runtime]\ncall_timeout_ms = 500\ncompile_cache = false\n",
+            "data_dir = \"/srv/tm\"\n[runtime]\ncompile_cache = false\n[levels.untrusted]\ntimeout_ms = 500\n",
         )
         .unwrap();
         assert_eq!(c.plugins_dir(), PathBuf::from("/srv/tm/plugins"));
-        assert_eq!(c.runtime.call_timeout(), Duration::from_millis(500));
+        let untrusted = c.levels().unwrap().get("untrusted").unwrap();
+        assert_eq!(untrusted.timeout, std::time::Duration::from_millis(500));
         assert_eq!(c.compile_cache_dir(), None);
     }
 

@@ -8,6 +8,7 @@
 //! call in a fresh store, and the result flows back.
 //!
 //! - [`config`] reads `toolmesh.toml`.
+//! - [`level`] defines security levels and their per-call quotas.
 //! - [`runtime`] holds the engine, linker, compile cache, one store per call.
 //! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
 //! - [`mcp`] holds the tool-call semantics and the rmcp server.
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod host;
+pub mod level;
 pub mod mcp;
 pub mod plugin;
 pub mod runtime;

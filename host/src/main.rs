@@ -193,7 +193,11 @@ async fn install_plugin(
     path: &std::path::Path,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = std::sync::Arc::new(Runtime::new(&config.runtime, config.compile_cache_dir())?);
+    let runtime = std::sync::Arc::new(Runtime::new(
+        &config.runtime,
+        config.levels()?,
+        config.compile_cache_dir(),
+    )?);
     let plugins_dir = config.plugins_dir();
     let installed = install(&runtime, path, &plugins_dir, force).await?;
     let m = &installed.plugin.manifest;

@@ -79,6 +79,9 @@ pub enum LoadError {
         /// The interface name as the component has it.
         interface: String,
     },
+    /// Asks for a security level the host does not have.
+    #[error("{0}")]
+    Level(String),
     /// Imports a capability its manifest does not ask for, or one the host lacks.
     #[error("capability not granted: {0}")]
     Capability(String),
@@ -160,6 +163,10 @@ async fn load(
     wasm: Vec<u8>,
     source: Source,
 ) -> Result<LoadedPlugin, LoadError> {
+    let level = runtime
+        .levels()
+        .get(&manifest.level)
+        .map_err(LoadError::Level)?;
     let hash = verify_hash(&manifest, &wasm)?;
     check_header(&wasm)?;
     // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
@@ -170,7 +177,7 @@ async fn load(
         .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
     check_interfaces(runtime, &component, &manifest)?;
     let code = runtime
-        .prepare(&manifest.name, &component)
+        .prepare(&manifest.name, level, &component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let specs = runtime
         .list_tools(&code)

@@ -26,8 +26,9 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 /// small heap fits.
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
-/// Builds the engine for `concurrency` simultaneous stores.
-pub fn new_engine(concurrency: u32) -> wasmtime::Result<Engine> {
+/// Builds the engine for `concurrency` simultaneous stores whose linear
+/// memories grow to at most `max_memory_bytes`.
+pub fn new_engine(concurrency: u32, max_memory_bytes: usize) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(concurrency)
         .total_core_instances(concurrency * CORE_INSTANCES_PER_COMPONENT)
@@ -38,12 +39,14 @@ pub fn new_engine(concurrency: u32) -> wasmtime::Result<Engine> {
         .max_tables_per_component(4)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(KEEP_RESIDENT_BYTES)
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(Enabled::Auto)
+        .max_memory_size(max_memory_bytes);
 
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .consume_fuel(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

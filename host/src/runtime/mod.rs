@@ -1,6 +1,7 @@
 //! The WebAssembly runtime: one engine and linker for the process, a cached
 //! `InstancePre` per plugin, and a fresh `Store` for every call, run on tokio
-//! under a deadline and the caller's cancellation.
+//! under the plugin's security level (fuel, memory, handles, deadline, output
+//! size) and the caller's cancellation.
 
 pub mod bindings;
 pub mod cache;
@@ -18,6 +19,7 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::config::RuntimeConfig;
+use crate::level::{Level, Levels};
 use crate::plugin::manifest::ContentHash;
 use bindings::{CallContext, Plugin, PluginPre, ToolError, ToolOutput, ToolSpec};
 pub use cache::Origin;
@@ -44,6 +46,32 @@ pub enum CallError {
     /// The call ran past its wall-clock limit; the guest was stopped.
     #[error("deadline exceeded: the call ran longer than {} ms", .0.as_millis())]
     Deadline(Duration),
+    /// The guest used up its fuel; it was stopped.
+    #[error("fuel exhausted: {0} units (the `{1}` level's limit per call)")]
+    FuelExhausted(u64, String),
+    /// The guest tried to grow its memory past the level's quota.
+    #[error(
+        "memory limit exceeded: the plugin asked for {requested} bytes of linear memory; the \
+         `{level}` level allows {limit}"
+    )]
+    MemoryLimit {
+        /// The size the guest asked for.
+        requested: usize,
+        /// The quota.
+        limit: usize,
+        /// The level.
+        level: String,
+    },
+    /// The result is larger than the level allows.
+    #[error("output too large: {size} bytes; the `{level}` level allows {limit}")]
+    OutputTooLarge {
+        /// The result's size.
+        size: usize,
+        /// The quota.
+        limit: usize,
+        /// The level.
+        level: String,
+    },
     /// The host could not run the call (instantiation failed, say).
     #[error("the host could not run the plugin: {0:#}")]
     Host(anyhow::Error),
@@ -65,10 +93,12 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// A plugin's compiled component, linked and ready to instantiate.
+/// A plugin's compiled component, linked and ready to instantiate, with the
+/// security level its calls run under.
 #[derive(Clone)]
 pub struct PluginCode {
     name: Arc<str>,
+    level: Arc<Level>,
     pre: PluginPre<CallState>,
 }
 
@@ -76,6 +106,11 @@ impl PluginCode {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The security level its calls run under.
+    pub fn level(&self) -> &Level {
+        &self.level
     }
 }
 
@@ -85,15 +120,20 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: Option<cache::CompileCache>,
     slots: Semaphore,
-    call_timeout: Duration,
+    levels: Levels,
     _ticker: engine::EpochTicker,
 }
 
 impl Runtime {
-    /// Builds the engine, the linker (WASI p2 with nothing granted, plus the
+    /// Builds the engine (linear memories up to the largest any level
+    /// allows), the linker (WASI p2 with nothing granted, plus the
     /// `toolmesh:plugin` imports) and the epoch ticker.
-    pub fn new(config: &RuntimeConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        let engine = engine::new_engine(config.max_concurrent_calls)?;
+    pub fn new(
+        config: &RuntimeConfig,
+        levels: Levels,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let engine = engine::new_engine(config.max_concurrent_calls, levels.max_memory_bytes())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -104,9 +144,14 @@ impl Runtime {
             linker,
             cache,
             slots: Semaphore::new(config.max_concurrent_calls as usize),
-            call_timeout: config.call_timeout(),
+            levels,
             _ticker: ticker,
         })
+    }
+
+    /// The security levels calls run under.
+    pub fn levels(&self) -> &Levels {
+        &self.levels
     }
 
     /// The engine.
@@ -129,10 +174,16 @@ impl Runtime {
     /// Links `component` against the host's imports. Fails with wasmtime's
     /// message when it imports something the host does not provide or does
     /// not export the `tools` interface.
-    pub fn prepare(&self, name: &str, component: &Component) -> wasmtime::Result<PluginCode> {
+    pub fn prepare(
+        &self,
+        name: &str,
+        level: Arc<Level>,
+        component: &Component,
+    ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
         Ok(PluginCode {
             name: name.into(),
+            level,
             pre: PluginPre::new(pre)?,
         })
     }
@@ -147,7 +198,10 @@ impl Runtime {
                 .call_list_tools(&mut store)
                 .await
         };
-        self.guarded(run, &CancellationToken::new(), &stderr).await
+        let outcome = self
+            .guarded(run, &CancellationToken::new(), &code.level, &stderr)
+            .await;
+        quota_error(outcome, &store, &code.level)
     }
 
     /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
@@ -168,17 +222,32 @@ impl Runtime {
                 .call_call(&mut store, ctx, tool, arguments)
                 .await
         };
-        self.guarded(run, cancel, &stderr)
-            .await?
-            .map_err(CallError::Tool)
+        let outcome = self.guarded(run, cancel, &code.level, &stderr).await;
+        let output = quota_error(outcome, &store, &code.level)?.map_err(CallError::Tool)?;
+        let size = output_size(&output);
+        if size > code.level.max_output_bytes {
+            return Err(CallError::OutputTooLarge {
+                size,
+                limit: code.level.max_output_bytes,
+                level: code.level.name.clone(),
+            });
+        }
+        Ok(output)
     }
 
     fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let mut store = Store::new(
-            &self.engine,
-            CallState::new(code.name.clone(), stderr.clone()),
+        let level = &code.level;
+        let state = CallState::new(
+            code.name.clone(),
+            stderr.clone(),
+            level.memory_bytes,
+            level.handles,
         );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state);
+        // Setting fuel only fails when fuel is not enabled, and it is.
+        let _ = store.set_fuel(level.fuel);
         // Yield to the executor on every epoch tick, so that the deadline and
         // cancellation below can stop a guest that never calls the host.
         store.epoch_deadline_async_yield_and_update(1);
@@ -191,6 +260,7 @@ impl Runtime {
         &self,
         guest: impl Future<Output = wasmtime::Result<R>>,
         cancel: &CancellationToken,
+        level: &Level,
         stderr: &MemoryOutputPipe,
     ) -> Result<R, CallError> {
         let _slot = tokio::select! {
@@ -200,17 +270,59 @@ impl Runtime {
         let outcome = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(CallError::Cancelled),
-            _ = tokio::time::sleep(self.call_timeout) => return Err(CallError::Deadline(self.call_timeout)),
+            _ = tokio::time::sleep(level.timeout) => return Err(CallError::Deadline(level.timeout)),
             outcome = guest => outcome,
         };
-        outcome.map_err(|e| trap_or_host_error(e, stderr))
+        outcome.map_err(|e| trap_or_host_error(e, level, stderr))
     }
 }
 
-fn trap_or_host_error(error: wasmtime::Error, stderr: &MemoryOutputPipe) -> CallError {
+/// A failed call whose guest was refused memory failed because of the memory
+/// quota, whatever the guest did next (Rust guests abort on a failed
+/// allocation).
+fn quota_error<R>(
+    outcome: Result<R, CallError>,
+    store: &Store<CallState>,
+    level: &Level,
+) -> Result<R, CallError> {
+    match (outcome, store.data().memory_refused()) {
+        (Err(CallError::Trap { .. } | CallError::Host(_)), Some(requested)) => {
+            Err(CallError::MemoryLimit {
+                requested,
+                limit: level.memory_bytes,
+                level: level.name.clone(),
+            })
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// The bytes a result occupies: text, media and structured JSON.
+fn output_size(output: &ToolOutput) -> usize {
+    let content: usize = output
+        .content
+        .iter()
+        .map(|block| match block {
+            bindings::ContentBlock::Text(text) => text.len(),
+            bindings::ContentBlock::Image(media) | bindings::ContentBlock::Audio(media) => {
+                media.data.len() + media.mime_type.len()
+            }
+        })
+        .sum();
+    content + output.structured.as_ref().map_or(0, String::len)
+}
+
+fn trap_or_host_error(
+    error: wasmtime::Error,
+    level: &Level,
+    stderr: &MemoryOutputPipe,
+) -> CallError {
     let Some(trap) = error.downcast_ref::<Trap>() else {
         return CallError::Host(error.into());
     };
+    if *trap == Trap::OutOfFuel {
+        return CallError::FuelExhausted(level.fuel, level.name.clone());
+    }
     let bytes = stderr.contents();
     let stderr = String::from_utf8_lossy(&bytes);
     CallError::Trap {

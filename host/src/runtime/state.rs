@@ -1,8 +1,11 @@
 //! What one call's `Store` holds: the WASI context (deny-by-default), the
-//! resource table, and the plugin's name for logs.
+//! resource table (capped at the level's handle quota), the plugin's name for
+//! logs, and the memory limiter that enforces the level's memory quota and
+//! remembers a refusal so the error can name the quota.
 
 use std::sync::Arc;
 
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -14,19 +17,38 @@ pub struct CallState {
     plugin: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
+    memory_limit: usize,
+    memory_refused: Option<usize>,
 }
 
 impl CallState {
     /// A fresh state for a call into `plugin`. The guest sees no files, no
     /// environment, no arguments, no network and an empty stdin; its stdout is
     /// discarded and its stderr goes to `stderr`.
-    pub fn new(plugin: Arc<str>, stderr: MemoryOutputPipe) -> Self {
+    /// It may hold `handles` resources at once and grow its linear memory to
+    /// `memory_limit` bytes.
+    pub fn new(
+        plugin: Arc<str>,
+        stderr: MemoryOutputPipe,
+        memory_limit: usize,
+        handles: usize,
+    ) -> Self {
         let wasi = WasiCtxBuilder::new().stderr(stderr).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(handles);
         Self {
             plugin,
             wasi,
-            table: ResourceTable::new(),
+            table,
+            memory_limit,
+            memory_refused: None,
         }
+    }
+
+    /// The size the guest asked its memory to grow to, if the memory quota
+    /// refused it.
+    pub fn memory_refused(&self) -> Option<usize> {
+        self.memory_refused
     }
 
     /// The plugin this call runs.
@@ -41,5 +63,30 @@ impl WasiView for CallState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl ResourceLimiter for CallState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Bounded by the pool's per-table element limit.
+        Ok(true)
     }
 }

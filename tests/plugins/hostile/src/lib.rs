@@ -17,6 +17,42 @@ pub struct Message {
     pub message: String,
 }
 
+/// A size in mebibytes.
+#[derive(Deserialize, JsonSchema)]
+pub struct Size {
+    /// How many MiB.
+    pub mib: u32,
+}
+
+/// A duration in milliseconds.
+#[derive(Deserialize, JsonSchema)]
+pub struct Millis {
+    /// How many milliseconds.
+    pub ms: u64,
+}
+
+fn alloc(args: Size) -> Result<String, ToolError> {
+    // Touch every page so the memory is really used, one MiB at a time.
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    for i in 0..args.mib {
+        blocks.push(vec![i as u8; 1 << 20]);
+    }
+    Ok(format!(
+        "allocated {} MiB",
+        std::hint::black_box(blocks).len()
+    ))
+}
+
+fn output(args: Size) -> Result<String, ToolError> {
+    Ok("x".repeat((args.mib as usize) << 20))
+}
+
+fn sleep(args: Millis) -> Result<String, ToolError> {
+    // Waits in a host call: no fuel is used, only wall time.
+    std::thread::sleep(std::time::Duration::from_millis(args.ms));
+    Ok("slept".into())
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -39,6 +75,13 @@ pub fn plugin() -> Plugin {
         .tool(Tool::new("spin", "Loops forever.", spin))
         .tool(Tool::new("panic", "Panics with the given message.", panic))
         .tool(Tool::new("deny", "Refuses with a denial.", deny))
+        .tool(Tool::new(
+            "alloc",
+            "Allocates and touches `mib` MiB.",
+            alloc,
+        ))
+        .tool(Tool::new("output", "Returns `mib` MiB of text.", output))
+        .tool(Tool::new("sleep", "Sleeps for `ms` milliseconds.", sleep))
 }
 
 toolmesh_sdk::export_plugin!(plugin);

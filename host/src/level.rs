@@ -1,0 +1,197 @@
+//! Security levels: named sets of per-call quotas. A plugin's manifest asks
+//! for a level; every call into it runs under that level's fuel, linear
+//! memory, handle, wall-clock and output limits.
+//!
+//! Three levels are built in; `toolmesh.toml` may override any of their
+//! limits key by key, or define new levels (which start from `untrusted`):
+//!
+//! ```toml
+//! [levels.untrusted]
+//! timeout_ms = 2000
+//!
+//! [levels.batch]
+//! fuel = 20_000_000_000
+//! memory_bytes = 536_870_912
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The quotas of one security level, as the runtime applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// The level's name.
+    pub name: String,
+    /// Fuel per call (about one unit per WebAssembly instruction).
+    pub fuel: u64,
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Most open handles (WASI resources: streams, files, ...) at once.
+    pub handles: usize,
+    /// Wall-clock limit of one call.
+    pub timeout: Duration,
+    /// Largest result (text, media and structured JSON together), in bytes.
+    pub max_output_bytes: usize,
+}
+
+/// A level as written in `toolmesh.toml`: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelOverrides {
+    /// Fuel per call.
+    pub fuel: Option<u64>,
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Most open handles.
+    pub handles: Option<u64>,
+    /// Wall-clock limit of one call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Largest result, in bytes.
+    pub max_output_bytes: Option<u64>,
+}
+
+/// The largest linear memory any level may allow (the pooling allocator
+/// reserves this much address space per slot).
+pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
+
+const MIB: usize = 1 << 20;
+
+/// The built-in levels.
+pub fn builtin() -> Vec<Level> {
+    let level =
+        |name: &str, fuel: u64, memory_mib: usize, handles, timeout_s, output_mib: usize| Level {
+            name: name.to_owned(),
+            fuel,
+            memory_bytes: memory_mib * MIB,
+            handles,
+            timeout: Duration::from_secs(timeout_s),
+            max_output_bytes: output_mib * MIB,
+        };
+    vec![
+        level("untrusted", 1_000_000_000, 64, 64, 10, 1),
+        level("standard", 10_000_000_000, 256, 1_024, 60, 8),
+        level("trusted", 100_000_000_000, 2_048, 16_384, 600, 64),
+    ]
+}
+
+/// The levels in force: the built-ins with the configuration's overrides.
+#[derive(Debug, Clone)]
+pub struct Levels {
+    levels: BTreeMap<String, Arc<Level>>,
+}
+
+impl Default for Levels {
+    fn default() -> Self {
+        Self::new(&BTreeMap::new()).expect("the built-in levels are valid")
+    }
+}
+
+impl Levels {
+    /// Applies `overrides` to the built-in levels; a name that is not built in
+    /// defines a new level starting from `untrusted`.
+    pub fn new(overrides: &BTreeMap<String, LevelOverrides>) -> Result<Self, String> {
+        let mut levels: BTreeMap<String, Level> =
+            builtin().into_iter().map(|l| (l.name.clone(), l)).collect();
+        for (name, o) in overrides {
+            let mut level = levels
+                .get(name)
+                .or_else(|| levels.get("untrusted"))
+                .cloned()
+                .expect("untrusted is built in");
+            level.name = name.clone();
+            let key = |k: &str| format!("levels.{name}.{k}");
+            if let Some(fuel) = o.fuel {
+                level.fuel = in_range(fuel, 1, u64::MAX, &key("fuel"))?;
+            }
+            if let Some(bytes) = o.memory_bytes {
+                level.memory_bytes =
+                    in_range(bytes, 65_536, MAX_MEMORY_BYTES, &key("memory_bytes"))? as usize;
+            }
+            if let Some(handles) = o.handles {
+                level.handles = in_range(handles, 1, 1_000_000, &key("handles"))? as usize;
+            }
+            if let Some(ms) = o.timeout_ms {
+                level.timeout =
+                    Duration::from_millis(in_range(ms, 1, 86_400_000, &key("timeout_ms"))?);
+            }
+            if let Some(bytes) = o.max_output_bytes {
+                level.max_output_bytes =
+                    in_range(bytes, 1, 1 << 30, &key("max_output_bytes"))? as usize;
+            }
+            levels.insert(name.clone(), level);
+        }
+        Ok(Self {
+            levels: levels.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        })
+    }
+
+    /// The level called `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Level>, String> {
+        self.levels.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.levels.keys().map(String::as_str).collect();
+            format!(
+                "unknown security level `{name}` (configured: {})",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// The largest linear memory any level allows.
+    pub fn max_memory_bytes(&self) -> usize {
+        self.levels
+            .values()
+            .map(|l| l.memory_bytes)
+            .max()
+            .unwrap_or(MIB)
+    }
+
+    /// Every level, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Level>> {
+        self.levels.values()
+    }
+}
+
+fn in_range(value: u64, min: u64, max: u64, key: &str) -> Result<u64, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{key} must be {min} to {max}, not {value}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_key_by_key_and_new_levels_start_from_untrusted() {
+        let overrides: BTreeMap<String, LevelOverrides> =
+            toml::from_str("[untrusted]\ntimeout_ms = 250\n[batch]\nfuel = 5\n").unwrap();
+        let levels = Levels::new(&overrides).unwrap();
+        let untrusted = levels.get("untrusted").unwrap();
+        assert_eq!(untrusted.timeout, Duration::from_millis(250));
+        assert_eq!(untrusted.fuel, 1_000_000_000);
+        let batch = levels.get("batch").unwrap();
+        assert_eq!((batch.fuel, batch.memory_bytes), (5, 64 * MIB));
+        assert_eq!(levels.max_memory_bytes(), 2_048 * MIB);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_names_are_refused() {
+        let overrides: BTreeMap<String, LevelOverrides> =
+            toml::from_str("[untrusted]\nmemory_bytes = 10\n").unwrap();
+        let err = Levels::new(&overrides).unwrap_err();
+        assert!(
+            err.contains("levels.untrusted.memory_bytes must be 65536"),
+            "{err}"
+        );
+        let err = Levels::default().get("root").unwrap_err();
+        assert_eq!(
+            err,
+            "unknown security level `root` (configured: standard, trusted, untrusted)"
+        );
+    }
+}
