@@ -38,6 +38,7 @@ fn bench_call(c: &mut Criterion) {
             runtime
                 .call(&code, &ctx, "add", r#"{"a":1,"b":2}"#, &cancel)
                 .await
+                .0
                 .expect("add")
         })
     });

@@ -272,3 +272,77 @@ async fn concurrent_calls_all_complete() -> anyhow::Result<()> {
     client.cancel().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn usage_is_recorded_per_call_and_served_as_a_resource() -> anyhow::Result<()> {
+    let config = "[levels.untrusted]\nfuel = 50000000\n";
+    let (_host, client) = start(Some(config)).await?;
+    call(&client, "hello__add", json!({"a": 1, "b": 2})).await?;
+    call(&client, "hello__add", json!({"a": 3, "b": 4})).await?;
+    call(&client, "hello__add", json!({"a": "bad"})).await?;
+    call(&client, "hostile__spin", json!({})).await?;
+    call(&client, "hostile__panic", json!({"message": "x"})).await?;
+
+    let resources = client.list_all_resources().await?;
+    assert!(
+        resources.iter().any(|r| r.uri == "toolmesh://usage"),
+        "{resources:?}"
+    );
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "toolmesh://usage",
+        ))
+        .await?;
+    let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("usage is JSON text: {read:?}");
+    };
+    let usage: serde_json::Value = serde_json::from_str(text)?;
+    assert!(
+        usage["process"]["rss_bytes"].as_u64().unwrap_or(0) > 1 << 20,
+        "{usage}"
+    );
+
+    let plugin = |name: &str| {
+        usage["plugins"]
+            .as_array()
+            .and_then(|plugins| plugins.iter().find(|p| p["plugin"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from {usage}"))
+    };
+    let add = &plugin("hello")["tools"]["hello__add"];
+    assert_eq!(add["calls"], 3, "{add}");
+    assert_eq!(add["errors"], 1, "{add}");
+    assert_eq!(
+        add["outcomes"],
+        json!([["ok", 2], ["invalid_arguments", 1]])
+    );
+    assert!(add["fuel_total"].as_u64().unwrap() > 0, "{add}");
+    assert!(
+        add["peak_memory_bytes"].as_u64().unwrap() >= 65_536,
+        "{add}"
+    );
+    assert!(add["latency_us"]["p50"].as_u64().unwrap() > 0, "{add}");
+    assert!(
+        add["bytes_out"].as_u64().unwrap() >= 2 * "{\"sum\":3.0}".len() as u64,
+        "{add}"
+    );
+
+    let hostile = plugin("hostile");
+    assert_eq!(hostile["level"], "untrusted");
+    let spin = &hostile["tools"]["hostile__spin"];
+    assert_eq!(spin["outcomes"], json!([["quota", 1]]), "{spin}");
+    assert_eq!(spin["fuel_total"], 50_000_000, "{spin}");
+    assert_eq!(
+        hostile["tools"]["hostile__panic"]["outcomes"],
+        json!([["trap", 1]])
+    );
+
+    let missing = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "toolmesh://nope",
+        ))
+        .await;
+    assert!(missing.is_err(), "an unknown resource is an error");
+    client.cancel().await?;
+    Ok(())
+}

@@ -12,6 +12,7 @@
 //! - [`runtime`] holds the engine, linker, compile cache, one store per call.
 //! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
 //! - [`mcp`] holds the tool-call semantics and the rmcp server.
+//! - [`usage`] records what each call consumed and aggregates it.
 //! - [`host`] wires it all together from a configuration.
 
 pub mod config;
@@ -20,3 +21,4 @@ pub mod level;
 pub mod mcp;
 pub mod plugin;
 pub mod runtime;
+pub mod usage;

@@ -2,13 +2,17 @@
 //! stdio. The handler is thin; the semantics live in `tools.rs`.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
 use super::tools::{CallMeta, ToolHost};
+
+/// The resource that serves usage aggregates.
+pub const USAGE_URI: &str = "toolmesh://usage";
 
 const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool names are \
 `<plugin>__<tool>`; every call runs in a fresh sandbox under the plugin's limits.";
@@ -41,6 +45,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(Implementation::new("toolmesh", env!("CARGO_PKG_VERSION")))
@@ -53,6 +58,41 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools.list()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let usage = Resource::new(USAGE_URI, "usage")
+            .with_title("Tool usage")
+            .with_description(
+                "Per plugin and per tool: calls, errors by outcome, latency percentiles, fuel, \
+                 peak memory, bytes in and out; and the host process's memory and CPU.",
+            )
+            .with_mime_type("application/json");
+        Ok(ListResourcesResult::with_all_items(vec![usage]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != USAGE_URI {
+            return Err(ErrorData::resource_not_found(
+                format!(
+                    "no resource `{}`; this server has `{USAGE_URI}`",
+                    request.uri
+                ),
+                None,
+            ));
+        }
+        let report = serde_json::to_string_pretty(&self.tools.usage_report())
+            .map_err(|e| ErrorData::internal_error(format!("cannot encode usage: {e}"), None))?;
+        let contents = ResourceContents::text(report, USAGE_URI).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

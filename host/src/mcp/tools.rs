@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::plugin::Registry;
 use crate::plugin::tool::Tool;
 use crate::runtime::bindings::{ContentBlock as GuestContent, ToolOutput};
-use crate::runtime::{CallError, Runtime, call_context};
+use crate::runtime::{CallError, GuestUsage, Runtime, call_context, output_size};
+use crate::usage::{CallUsage, Outcome, ProcessSummary, ProcessView, ToolUsageSummary};
 
 /// Facts about a call, for the guest's `call-context`.
 #[derive(Debug, Clone, Default)]
@@ -35,17 +36,22 @@ pub struct UnknownTool {
     hint: String,
 }
 
-/// Serves the registry's tools.
+/// Serves the registry's tools and keeps their usage.
 #[derive(Clone)]
 pub struct ToolHost {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
+    process: Option<Arc<ProcessView>>,
 }
 
 impl ToolHost {
     /// A host for `registry`'s plugins on `runtime`.
     pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>) -> Self {
-        Self { runtime, registry }
+        Self {
+            runtime,
+            registry,
+            process: ProcessView::new().map(Arc::new),
+        }
     }
 
     /// The registry.
@@ -81,35 +87,132 @@ impl ToolHost {
         let Some((plugin, tool)) = snapshot.resolve(name) else {
             return Err(unknown_tool(name, snapshot.tool_count()));
         };
+        let started = Instant::now();
         let arguments = Value::Object(arguments.unwrap_or_default());
         if let Err(problems) = tool.validate_arguments(&arguments) {
-            return Ok(error_result(format!(
+            let result = error_result(format!(
                 "invalid arguments for `{}`: {problems}",
                 tool.qualified_name
-            )));
+            ));
+            record(
+                tool,
+                started,
+                0,
+                GuestUsage::default(),
+                0,
+                Outcome::InvalidArguments,
+            );
+            return Ok(result);
         }
         let arguments = arguments.to_string();
         let ctx = call_context(meta.request_id, meta.client);
-        let started = Instant::now();
-        let outcome = self
+        let (outcome, guest) = self
             .runtime
             .call(&plugin.code, &ctx, &tool.name, &arguments, cancel)
             .await;
-        tracing::debug!(
-            tool = %tool.qualified_name,
-            micros = started.elapsed().as_micros() as u64,
-            ok = outcome.is_ok(),
-            "call"
-        );
-        Ok(match outcome {
-            Ok(output) => success_result(tool, output),
-            Err(e @ CallError::Host(_)) => {
-                tracing::warn!(tool = %tool.qualified_name, "{e}");
-                error_result(e.to_string())
+        let (result, bytes_out, outcome) = match outcome {
+            Ok(output) => {
+                let bytes_out = output_size(&output);
+                let result = success_result(tool, output);
+                // A result that breaks the plugin's own contract is the plugin's fault.
+                let outcome = if result.is_error == Some(true) {
+                    Outcome::HostError
+                } else {
+                    Outcome::Ok
+                };
+                (result, bytes_out, outcome)
             }
-            Err(e) => error_result(e.to_string()),
-        })
+            Err(e) => {
+                let outcome = match &e {
+                    CallError::Tool(_) => Outcome::ToolError,
+                    CallError::Trap { .. } => Outcome::Trap,
+                    CallError::Cancelled => Outcome::Cancelled,
+                    CallError::Host(_) => {
+                        tracing::warn!(tool = %tool.qualified_name, "{e}");
+                        Outcome::HostError
+                    }
+                    CallError::Deadline(_)
+                    | CallError::FuelExhausted(..)
+                    | CallError::MemoryLimit { .. }
+                    | CallError::OutputTooLarge { .. } => Outcome::Quota,
+                };
+                (error_result(e.to_string()), 0, outcome)
+            }
+        };
+        record(tool, started, arguments.len(), guest, bytes_out, outcome);
+        Ok(result)
     }
+
+    /// Usage aggregates of every plugin and tool, and the host process.
+    pub fn usage_report(&self) -> UsageReport {
+        let snapshot = self.registry.snapshot();
+        let plugins = snapshot
+            .plugins()
+            .map(|plugin| PluginUsage {
+                plugin: plugin.manifest.name.clone(),
+                level: plugin.manifest.level.clone(),
+                tools: plugin
+                    .tools
+                    .iter()
+                    .map(|t| (t.qualified_name.clone(), t.usage.summary()))
+                    .collect(),
+            })
+            .collect();
+        UsageReport {
+            process: self.process.as_ref().and_then(|p| p.read()),
+            plugins,
+        }
+    }
+}
+
+/// Usage aggregates, as served by the `toolmesh://usage` resource.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UsageReport {
+    /// The host process (absent where sysinfo cannot read it).
+    pub process: Option<ProcessSummary>,
+    /// Each plugin's tools.
+    pub plugins: Vec<PluginUsage>,
+}
+
+/// One plugin's usage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginUsage {
+    /// The plugin.
+    pub plugin: String,
+    /// Its security level.
+    pub level: String,
+    /// Each tool, by qualified name.
+    pub tools: std::collections::BTreeMap<String, ToolUsageSummary>,
+}
+
+/// Records one call's usage in its tool's aggregates and the debug log.
+fn record(
+    tool: &Tool,
+    started: Instant,
+    bytes_in: usize,
+    guest: GuestUsage,
+    bytes_out: usize,
+    outcome: Outcome,
+) {
+    let usage = CallUsage {
+        fuel: guest.fuel,
+        peak_memory_bytes: guest.peak_memory_bytes,
+        wall: started.elapsed(),
+        bytes_in,
+        bytes_out,
+        outcome,
+    };
+    tool.usage.record(&usage);
+    tracing::debug!(
+        tool = %tool.qualified_name,
+        fuel = usage.fuel,
+        peak_memory = usage.peak_memory_bytes,
+        micros = usage.wall.as_micros() as u64,
+        bytes_in,
+        bytes_out,
+        outcome = ?usage.outcome,
+        "call"
+    );
 }
 
 fn unknown_tool(name: &str, tool_count: usize) -> UnknownTool {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::runtime::bindings::ToolSpec;
+use crate::usage::ToolUsage;
 
 /// Separates the plugin name from the tool name in a qualified tool name.
 /// Plugin names cannot contain `_`, so the first `__` always splits correctly.
@@ -50,6 +51,8 @@ pub struct Tool {
     pub input_schema: Arc<Map<String, Value>>,
     /// The structured result's JSON Schema, if any.
     pub output_schema: Option<Arc<Map<String, Value>>>,
+    /// Aggregates of its calls.
+    pub usage: ToolUsage,
     input_validator: jsonschema::Validator,
     output_validator: Option<jsonschema::Validator>,
 }
@@ -100,6 +103,7 @@ impl Tool {
             },
             input_schema,
             output_schema,
+            usage: ToolUsage::default(),
             input_validator,
             output_validator,
         })

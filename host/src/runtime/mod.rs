@@ -93,6 +93,15 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
+/// What the guest consumed during one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestUsage {
+    /// Fuel units consumed.
+    pub fuel: u64,
+    /// The largest linear memory it had, in bytes.
+    pub peak_memory_bytes: usize,
+}
+
 /// A plugin's compiled component, linked and ready to instantiate, with the
 /// security level its calls run under.
 #[derive(Clone)]
@@ -205,7 +214,8 @@ impl Runtime {
     }
 
     /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
-    /// instance. `cancel` stops the guest wherever it is.
+    /// instance. `cancel` stops the guest wherever it is. Returns what the
+    /// guest consumed along with the outcome.
     pub async fn call(
         &self,
         code: &PluginCode,
@@ -213,7 +223,7 @@ impl Runtime {
         tool: &str,
         arguments: &str,
         cancel: &CancellationToken,
-    ) -> Result<ToolOutput, CallError> {
+    ) -> (Result<ToolOutput, CallError>, GuestUsage) {
         let (mut store, stderr) = self.new_store(code);
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
@@ -223,16 +233,24 @@ impl Runtime {
                 .await
         };
         let outcome = self.guarded(run, cancel, &code.level, &stderr).await;
-        let output = quota_error(outcome, &store, &code.level)?.map_err(CallError::Tool)?;
-        let size = output_size(&output);
-        if size > code.level.max_output_bytes {
-            return Err(CallError::OutputTooLarge {
-                size,
-                limit: code.level.max_output_bytes,
-                level: code.level.name.clone(),
+        let usage = GuestUsage {
+            fuel: code.level.fuel - store.get_fuel().unwrap_or(0),
+            peak_memory_bytes: store.data().peak_memory(),
+        };
+        let checked = quota_error(outcome, &store, &code.level)
+            .and_then(|r| r.map_err(CallError::Tool))
+            .and_then(|output| {
+                let size = output_size(&output);
+                if size > code.level.max_output_bytes {
+                    return Err(CallError::OutputTooLarge {
+                        size,
+                        limit: code.level.max_output_bytes,
+                        level: code.level.name.clone(),
+                    });
+                }
+                Ok(output)
             });
-        }
-        Ok(output)
+        (checked, usage)
     }
 
     fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
@@ -298,7 +316,7 @@ fn quota_error<R>(
 }
 
 /// The bytes a result occupies: text, media and structured JSON.
-fn output_size(output: &ToolOutput) -> usize {
+pub fn output_size(output: &ToolOutput) -> usize {
     let content: usize = output
         .content
         .iter()

@@ -19,6 +19,7 @@ pub struct CallState {
     table: ResourceTable,
     memory_limit: usize,
     memory_refused: Option<usize>,
+    peak_memory: usize,
 }
 
 impl CallState {
@@ -42,7 +43,13 @@ impl CallState {
             table,
             memory_limit,
             memory_refused: None,
+            peak_memory: 0,
         }
+    }
+
+    /// The largest linear memory the guest has had, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.peak_memory
     }
 
     /// The size the guest asked its memory to grow to, if the memory quota
@@ -77,6 +84,7 @@ impl ResourceLimiter for CallState {
             self.memory_refused = Some(desired);
             return Ok(false);
         }
+        self.peak_memory = self.peak_memory.max(desired);
         Ok(true)
     }
 
