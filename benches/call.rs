@@ -80,6 +80,20 @@ fn bench_call(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Issue 3 target: tracking costs well under a microsecond per call.
+    let usage = toolmesh::usage::ToolUsage::default();
+    let record = toolmesh::usage::CallUsage {
+        fuel: 12_345,
+        peak_memory_bytes: 1 << 20,
+        wall: std::time::Duration::from_micros(42),
+        bytes_in: 13,
+        bytes_out: 11,
+        outcome: toolmesh::usage::Outcome::Ok,
+    };
+    c.bench_function("usage/record", |b| {
+        b.iter(|| usage.record(std::hint::black_box(&record)))
+    });
 }
 
 criterion_group!(benches, bench_call);
