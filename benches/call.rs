@@ -96,5 +96,50 @@ fn bench_call(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_call);
+/// Fuel metering's cost on a CPU-bound guest: the same call with fuel on and
+/// off (issue 3 target: at most 1.3x).
+fn bench_fuel(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let mut group = c.benchmark_group("fuel");
+    for metering in [false, true] {
+        let host_dir = toolmesh_test_support::TempHost::new().expect("temp host");
+        host_dir
+            .add_plugin(&toolmesh_test_support::test_plugin("hostile"), "hostile")
+            .expect("hostile plugin");
+        let mut config = Config {
+            data_dir: Some(host_dir.data_dir()),
+            plugins_dir: Some(host_dir.plugins_dir()),
+            bundled_plugins: false,
+            ..Config::default()
+        };
+        config.runtime.fuel_metering = metering;
+        let host = rt.block_on(Host::start(&config)).expect("host");
+        let snapshot = host.tools.registry().snapshot();
+        let (plugin, _) = snapshot.resolve("hostile__burn").expect("burn");
+        let code = plugin.code.clone();
+        let runtime = Arc::clone(&host.runtime);
+        let cancel = CancellationToken::new();
+        let ctx = call_context("bench".into(), None);
+        let name = if metering {
+            "burn_1m/fuel_on"
+        } else {
+            "burn_1m/fuel_off"
+        };
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                runtime
+                    .call(&code, &ctx, "burn", r#"{"rounds":1000000}"#, &cancel)
+                    .await
+                    .0
+                    .expect("burn")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_call, bench_fuel);
 criterion_main!(benches);

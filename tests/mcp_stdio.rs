@@ -346,3 +346,19 @@ async fn usage_is_recorded_per_call_and_served_as_a_resource() -> anyhow::Result
     client.cancel().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn without_fuel_metering_the_deadline_still_holds() -> anyhow::Result<()> {
+    let config =
+        "[runtime]\nfuel_metering = false\n[levels.untrusted]\nfuel = 50000000\ntimeout_ms = 300\n";
+    let (_host, client) = start(Some(config)).await?;
+    let spin = call(&client, "hostile__spin", json!({})).await?;
+    assert_eq!(
+        first_text(&spin),
+        "deadline exceeded: the call ran longer than 300 ms"
+    );
+    let burn = call(&client, "hostile__burn", json!({"rounds": 1000})).await?;
+    assert_eq!(burn.is_error, Some(false), "{}", first_text(&burn));
+    client.cancel().await?;
+    Ok(())
+}

@@ -76,6 +76,9 @@ pub struct RuntimeConfig {
     /// How many tool calls may run at once; more wait for a slot. Each slot
     /// reserves address space (not memory) in the pooling allocator.
     pub max_concurrent_calls: u32,
+    /// Whether to meter fuel. Off, the levels' fuel quotas are not enforced
+    /// (the wall-clock deadline still is) and CPU-bound guests run faster.
+    pub fuel_metering: bool,
     /// Whether to keep compiled components on disk so restarts skip compiling.
     pub compile_cache: bool,
 }
@@ -84,6 +87,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: 128,
+            fuel_metering: true,
             compile_cache: true,
         }
     }

@@ -27,8 +27,12 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// Builds the engine for `concurrency` simultaneous stores whose linear
-/// memories grow to at most `max_memory_bytes`.
-pub fn new_engine(concurrency: u32, max_memory_bytes: usize) -> wasmtime::Result<Engine> {
+/// memories grow to at most `max_memory_bytes`, metering fuel if `fuel`.
+pub fn new_engine(
+    concurrency: u32,
+    max_memory_bytes: usize,
+    fuel: bool,
+) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(concurrency)
         .total_core_instances(concurrency * CORE_INSTANCES_PER_COMPONENT)
@@ -46,7 +50,7 @@ pub fn new_engine(concurrency: u32, max_memory_bytes: usize) -> wasmtime::Result
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
-        .consume_fuel(true)
+        .consume_fuel(fuel)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

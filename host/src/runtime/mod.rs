@@ -142,7 +142,11 @@ impl Runtime {
         levels: Levels,
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
-        let engine = engine::new_engine(config.max_concurrent_calls, levels.max_memory_bytes())?;
+        let engine = engine::new_engine(
+            config.max_concurrent_calls,
+            levels.max_memory_bytes(),
+            config.fuel_metering,
+        )?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -234,7 +238,8 @@ impl Runtime {
         };
         let outcome = self.guarded(run, cancel, &code.level, &stderr).await;
         let usage = GuestUsage {
-            fuel: code.level.fuel - store.get_fuel().unwrap_or(0),
+            // With metering off there is no fuel to read: report none used.
+            fuel: store.get_fuel().map_or(0, |left| code.level.fuel - left),
             peak_memory_bytes: store.data().peak_memory(),
         };
         let checked = quota_error(outcome, &store, &code.level)
@@ -264,7 +269,7 @@ impl Runtime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
-        // Setting fuel only fails when fuel is not enabled, and it is.
+        // Fails only when fuel metering is off, and then there is no quota.
         let _ = store.set_fuel(level.fuel);
         // Yield to the executor on every epoch tick, so that the deadline and
         // cancellation below can stop a guest that never calls the host.

@@ -53,6 +53,24 @@ fn sleep(args: Millis) -> Result<String, ToolError> {
     Ok("slept".into())
 }
 
+/// How much work to do.
+#[derive(Deserialize, JsonSchema)]
+pub struct Rounds {
+    /// Rounds of a xorshift generator.
+    pub rounds: u64,
+}
+
+fn burn(args: Rounds) -> Result<String, ToolError> {
+    // CPU-bound and finite: the benchmark for fuel metering's cost.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..args.rounds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    Ok(format!("{x:016x}"))
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -82,6 +100,7 @@ pub fn plugin() -> Plugin {
         ))
         .tool(Tool::new("output", "Returns `mib` MiB of text.", output))
         .tool(Tool::new("sleep", "Sleeps for `ms` milliseconds.", sleep))
+        .tool(Tool::new("burn", "Runs `rounds` rounds of xorshift.", burn))
 }
 
 toolmesh_sdk::export_plugin!(plugin);
