@@ -243,6 +243,14 @@ async fn quotas_end_the_call_with_an_error_naming_the_quota() -> anyhow::Result<
     let small = call(&client, "hostile__alloc", json!({"mib": 4})).await?;
     assert_eq!(first_text(&small), "allocated 4 MiB");
 
+    let hoard = call(&client, "hostile__handles", json!({"count": 1000})).await?;
+    assert_eq!(
+        first_text(&hoard),
+        "handle limit exceeded: the `untrusted` level allows 64 open handles"
+    );
+    let few = call(&client, "hostile__handles", json!({"count": 10})).await?;
+    assert_eq!(first_text(&few), "holding 10 handles");
+
     let big = call(&client, "hostile__output", json!({"mib": 2})).await?;
     assert_eq!(
         first_text(&big),

@@ -145,6 +145,10 @@ fn plugin_list_reports_each_broken_plugin_and_loads_the_good_one() -> anyhow::Re
     );
     assert!(text.contains("hello 0.1.0 [untrusted]"), "{text}");
     assert!(text.contains("hello__greet"), "{text}");
+    assert!(
+        text.contains("quotas: fuel 1000000000, memory 67108864 bytes, 64 handles, 10000 ms, output 1048576 bytes"),
+        "{text}"
+    );
     let expect = [
         ("bad-toml", "bad manifest: TOML parse error at line 1"),
         ("missing-file", "hello.wasm: No such file"),

@@ -172,6 +172,16 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             "\n{} {} [{}] from {}",
             m.name, m.version, m.level, plugin.source
         )?;
+        let level = plugin.code.level();
+        writeln!(
+            out,
+            "  quotas: fuel {}, memory {} bytes, {} handles, {} ms, output {} bytes",
+            level.fuel,
+            level.memory_bytes,
+            level.handles,
+            level.timeout.as_millis(),
+            level.max_output_bytes
+        )?;
         writeln!(out, "  {}", m.description)?;
         writeln!(out, "  hash: {}", plugin.hash)?;
         for tool in &plugin.tools {

@@ -134,6 +134,7 @@ impl ToolHost {
                     CallError::Deadline(_)
                     | CallError::FuelExhausted(..)
                     | CallError::MemoryLimit { .. }
+                    | CallError::HandleLimit { .. }
                     | CallError::OutputTooLarge { .. } => Outcome::Quota,
                 };
                 (error_result(e.to_string()), 0, outcome)

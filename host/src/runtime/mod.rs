@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -57,6 +57,14 @@ pub enum CallError {
     MemoryLimit {
         /// The size the guest asked for.
         requested: usize,
+        /// The quota.
+        limit: usize,
+        /// The level.
+        level: String,
+    },
+    /// The guest tried to hold more handles than the level allows.
+    #[error("handle limit exceeded: the `{level}` level allows {limit} open handles")]
+    HandleLimit {
         /// The quota.
         limit: usize,
         /// The level.
@@ -340,6 +348,17 @@ fn trap_or_host_error(
     level: &Level,
     stderr: &MemoryOutputPipe,
 ) -> CallError {
+    // WASI hands the guest a resource by pushing it into the table: a full
+    // table is the handle quota refusing one more.
+    let table_full = error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(ResourceTableError::Full)));
+    if table_full {
+        return CallError::HandleLimit {
+            limit: level.handles,
+            level: level.name.clone(),
+        };
+    }
     let Some(trap) = error.downcast_ref::<Trap>() else {
         return CallError::Host(error.into());
     };

@@ -71,6 +71,33 @@ fn burn(args: Rounds) -> Result<String, ToolError> {
     Ok(format!("{x:016x}"))
 }
 
+/// How many handles to open.
+#[derive(Deserialize, JsonSchema)]
+pub struct Count {
+    /// How many.
+    pub count: u32,
+}
+
+fn handles(args: Count) -> Result<String, ToolError> {
+    // Each call hands the guest a new stream resource; keeping them all open
+    // fills the host's resource table until the handle quota refuses one.
+    #[cfg(target_family = "wasm")]
+    {
+        let mut open = Vec::new();
+        for _ in 0..args.count {
+            open.push(wasi::cli::stdout::get_stdout());
+        }
+        Ok(format!("holding {} handles", open.len()))
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        Err(ToolError::failed(format!(
+            "cannot open {} handles outside WebAssembly",
+            args.count
+        )))
+    }
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -101,6 +128,11 @@ pub fn plugin() -> Plugin {
         .tool(Tool::new("output", "Returns `mib` MiB of text.", output))
         .tool(Tool::new("sleep", "Sleeps for `ms` milliseconds.", sleep))
         .tool(Tool::new("burn", "Runs `rounds` rounds of xorshift.", burn))
+        .tool(Tool::new(
+            "handles",
+            "Opens `count` stream handles and keeps them.",
+            handles,
+        ))
 }
 
 toolmesh_sdk::export_plugin!(plugin);
