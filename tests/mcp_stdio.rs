@@ -370,3 +370,49 @@ async fn without_fuel_metering_the_deadline_still_holds() -> anyhow::Result<()> 
     client.cancel().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn kv_is_atomic_isolated_durable_and_quota_limited() -> anyhow::Result<()> {
+    let host = TempHost::new()?;
+    host.add_plugin(&test_plugin("hostile"), "hostile")?;
+    // A second install of the same component under another name.
+    let other = host.add_plugin(&test_plugin("hostile"), "hostile-b")?;
+    let manifest = std::fs::read_to_string(other.join("plugin.toml"))?;
+    std::fs::write(
+        other.join("plugin.toml"),
+        manifest.replacen("name = \"hostile\"", "name = \"hostile-b\"", 1),
+    )?;
+    let config = host.data_dir().with_file_name("toolmesh.toml");
+    std::fs::write(&config, "[levels.untrusted]\nkv_bytes = 262144\n")?;
+    let mut args = host.args();
+    args.extend(["--config".into(), config.display().to_string()]);
+
+    let client = connect(Path::new(BIN), &args).await?;
+    // 16 clients' worth of concurrent increments add up exactly.
+    let increments = (0..16).map(|_| call(&client, "hostile__kv_incr", json!({"key": "counter"})));
+    for result in futures::future::try_join_all(increments).await? {
+        assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
+    }
+    let counter = call(&client, "hostile__kv_get", json!({"key": "counter"})).await?;
+    assert_eq!(first_text(&counter), "16");
+    // The other plugin has its own store.
+    let elsewhere = call(&client, "hostile-b__kv_get", json!({"key": "counter"})).await?;
+    assert_eq!(first_text(&elsewhere), "(unset)");
+
+    let fill = call(&client, "hostile-b__kv_fill", json!({"mib": 1})).await?;
+    assert_eq!(fill.is_error, Some(true));
+    let text = first_text(&fill);
+    assert!(text.starts_with("denied: kv quota exceeded"), "{text}");
+    assert!(text.ends_with("allows 262144"), "{text}");
+    // Filling one plugin's quota leaves the other's writes alone.
+    let more = call(&client, "hostile__kv_incr", json!({"key": "counter"})).await?;
+    assert_eq!(first_text(&more), "17");
+    client.cancel().await?;
+
+    // A restart keeps the data.
+    let client = connect(Path::new(BIN), &args).await?;
+    let counter = call(&client, "hostile__kv_get", json!({"key": "counter"})).await?;
+    assert_eq!(first_text(&counter), "17");
+    client.cancel().await?;
+    Ok(())
+}

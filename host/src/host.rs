@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::capability::kv::KvStore;
 use crate::config::Config;
 use crate::mcp::ToolHost;
 use crate::plugin::{LoadFailure, PluginSet, Registry, load_all};
@@ -26,6 +27,7 @@ impl Host {
             &config.runtime,
             config.levels()?,
             config.compile_cache_dir(),
+            open_kv(config),
         )?);
         let set = PluginSet {
             bundled: config.bundled_plugins,
@@ -51,5 +53,19 @@ impl Host {
             runtime,
             failures,
         })
+    }
+}
+
+/// The kv database of `config`'s data directory. A host that cannot open it
+/// (another `toolmesh serve` holds it, say) still serves; kv calls then fail
+/// with a storage error.
+fn open_kv(config: &Config) -> Option<Arc<KvStore>> {
+    let path = config.data_dir().join("kv.redb");
+    match KvStore::open(&path) {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "kv store unavailable: {e}");
+            None
+        }
     }
 }

@@ -35,6 +35,8 @@ pub struct Level {
     pub timeout: Duration,
     /// Largest result (text, media and structured JSON together), in bytes.
     pub max_output_bytes: usize,
+    /// Most bytes (keys plus values) the plugin may keep in `kv`.
+    pub kv_bytes: u64,
 }
 
 /// A level as written in `toolmesh.toml`: every key optional.
@@ -51,6 +53,8 @@ pub struct LevelOverrides {
     pub timeout_ms: Option<u64>,
     /// Largest result, in bytes.
     pub max_output_bytes: Option<u64>,
+    /// Most kv bytes.
+    pub kv_bytes: Option<u64>,
 }
 
 /// The largest linear memory any level may allow (the pooling allocator
@@ -61,20 +65,24 @@ const MIB: usize = 1 << 20;
 
 /// The built-in levels.
 pub fn builtin() -> Vec<Level> {
-    let level =
-        |name: &str, fuel: u64, memory_mib: usize, handles, timeout_s, output_mib: usize| Level {
+    // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB)
+    let table: [(&str, u64, usize, usize, u64, usize, u64); 3] = [
+        ("untrusted", 1_000_000_000, 64, 64, 10, 1, 1),
+        ("standard", 10_000_000_000, 256, 1_024, 60, 8, 64),
+        ("trusted", 100_000_000_000, 2_048, 16_384, 600, 64, 1_024),
+    ];
+    table
+        .into_iter()
+        .map(|(name, fuel, memory, handles, timeout, output, kv)| Level {
             name: name.to_owned(),
             fuel,
-            memory_bytes: memory_mib * MIB,
+            memory_bytes: memory * MIB,
             handles,
-            timeout: Duration::from_secs(timeout_s),
-            max_output_bytes: output_mib * MIB,
-        };
-    vec![
-        level("untrusted", 1_000_000_000, 64, 64, 10, 1),
-        level("standard", 10_000_000_000, 256, 1_024, 60, 8),
-        level("trusted", 100_000_000_000, 2_048, 16_384, 600, 64),
-    ]
+            timeout: Duration::from_secs(timeout),
+            max_output_bytes: output * MIB,
+            kv_bytes: kv * MIB as u64,
+        })
+        .collect()
 }
 
 /// The levels in force: the built-ins with the configuration's overrides.
@@ -116,6 +124,9 @@ impl Levels {
             if let Some(ms) = o.timeout_ms {
                 level.timeout =
                     Duration::from_millis(in_range(ms, 1, 86_400_000, &key("timeout_ms"))?);
+            }
+            if let Some(bytes) = o.kv_bytes {
+                level.kv_bytes = in_range(bytes, 0, 1 << 40, &key("kv_bytes"))?;
             }
             if let Some(bytes) = o.max_output_bytes {
                 level.max_output_bytes =

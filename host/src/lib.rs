@@ -15,6 +15,7 @@
 //! - [`usage`] records what each call consumed and aggregates it.
 //! - [`host`] wires it all together from a configuration.
 
+pub mod capability;
 pub mod config;
 pub mod host;
 pub mod level;

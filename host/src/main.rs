@@ -207,6 +207,7 @@ async fn install_plugin(
         &config.runtime,
         config.levels()?,
         config.compile_cache_dir(),
+        None,
     )?);
     let plugins_dir = config.plugins_dir();
     let installed = install(&runtime, path, &plugins_dir, force).await?;

@@ -102,6 +102,7 @@
 
 extern crate self as toolmesh_sdk;
 
+pub mod kv;
 mod output;
 mod tool;
 

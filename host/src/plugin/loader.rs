@@ -177,7 +177,12 @@ async fn load(
         .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
     check_interfaces(runtime, &component, &manifest)?;
     let code = runtime
-        .prepare(&manifest.name, level, &component)
+        .prepare(
+            &manifest.name,
+            level,
+            manifest.capabilities.contains(&Capability::Kv),
+            &component,
+        )
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let specs = runtime
         .list_tools(&code)
@@ -274,6 +279,7 @@ fn check_interfaces(
         let needed = match interface {
             "types" => continue,
             "log" => Capability::Log,
+            "kv" => Capability::Kv,
             other => {
                 return Err(LoadError::Capability(format!(
                     "it imports `toolmesh:plugin/{other}`, which this host does not provide"

@@ -47,16 +47,19 @@ pub struct Manifest {
 pub enum Capability {
     /// `toolmesh:plugin/log`: logs into the host's log.
     Log,
+    /// `toolmesh:plugin/kv`: a persistent key-value store of its own.
+    Kv,
 }
 
 impl Capability {
     /// Every capability this host knows.
-    pub const ALL: &[Capability] = &[Capability::Log];
+    pub const ALL: &[Capability] = &[Capability::Log, Capability::Kv];
 
     /// The name used in manifests.
     pub fn name(self) -> &'static str {
         match self {
             Capability::Log => "log",
+            Capability::Kv => "kv",
         }
     }
 }

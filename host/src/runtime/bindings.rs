@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use self::toolmesh::plugin::kv::KvError;
 pub use self::toolmesh::plugin::log::Level as LogLevel;
 pub use self::toolmesh::plugin::types::{
     CallContext, ContentBlock, Media, ToolError, ToolHints, ToolOutput, ToolSpec,
@@ -19,6 +20,34 @@ pub use self::toolmesh::plugin::types::{
 const MAX_LOG_MESSAGE: usize = 4096;
 
 impl self::toolmesh::plugin::types::Host for CallState {}
+
+impl self::toolmesh::plugin::kv::Host for CallState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.kv()?.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.kv()?.set(&key, &value)
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, KvError> {
+        self.kv()?.delete(&key)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, KvError> {
+        self.kv()?
+            .compare_and_swap(&key, expected.as_deref(), new.as_deref())
+    }
+
+    fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, KvError> {
+        self.kv()?.list_keys(&prefix, limit)
+    }
+}
 
 impl self::toolmesh::plugin::log::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) {

@@ -18,6 +18,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::capability::kv::KvStore;
 use crate::config::RuntimeConfig;
 use crate::level::{Level, Levels};
 use crate::plugin::manifest::ContentHash;
@@ -116,6 +117,7 @@ pub struct GuestUsage {
 pub struct PluginCode {
     name: Arc<str>,
     level: Arc<Level>,
+    kv: bool,
     pre: PluginPre<CallState>,
 }
 
@@ -138,6 +140,7 @@ pub struct Runtime {
     cache: Option<cache::CompileCache>,
     slots: Semaphore,
     levels: Levels,
+    kv: Option<Arc<KvStore>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -149,6 +152,7 @@ impl Runtime {
         config: &RuntimeConfig,
         levels: Levels,
         cache_dir: Option<PathBuf>,
+        kv: Option<Arc<KvStore>>,
     ) -> anyhow::Result<Self> {
         let engine = engine::new_engine(
             config.max_concurrent_calls,
@@ -166,6 +170,7 @@ impl Runtime {
             cache,
             slots: Semaphore::new(config.max_concurrent_calls as usize),
             levels,
+            kv,
             _ticker: ticker,
         })
     }
@@ -199,12 +204,14 @@ impl Runtime {
         &self,
         name: &str,
         level: Arc<Level>,
+        kv: bool,
         component: &Component,
     ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
         Ok(PluginCode {
             name: name.into(),
             level,
+            kv,
             pre: PluginPre::new(pre)?,
         })
     }
@@ -269,12 +276,17 @@ impl Runtime {
     fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let level = &code.level;
-        let state = CallState::new(
+        let mut state = CallState::new(
             code.name.clone(),
             stderr.clone(),
             level.memory_bytes,
             level.handles,
         );
+        if code.kv
+            && let Some(kv) = &self.kv
+        {
+            state = state.with_kv(kv.scoped(&code.name, level.kv_bytes));
+        }
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         // Fails only when fuel metering is off, and then there is no quota.

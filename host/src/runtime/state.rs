@@ -6,6 +6,9 @@
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
+
+use super::bindings::KvError;
+use crate::capability::kv::PluginKv;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -20,6 +23,7 @@ pub struct CallState {
     memory_limit: usize,
     memory_refused: Option<usize>,
     peak_memory: usize,
+    kv: Option<PluginKv>,
 }
 
 impl CallState {
@@ -44,7 +48,22 @@ impl CallState {
             memory_limit,
             memory_refused: None,
             peak_memory: 0,
+            kv: None,
         }
+    }
+
+    /// Grants the `kv` capability for this call.
+    pub fn with_kv(mut self, kv: PluginKv) -> Self {
+        self.kv = Some(kv);
+        self
+    }
+
+    /// The plugin's kv store, if granted. (The loader refuses plugins that
+    /// import kv without asking for it, so this is a second line.)
+    pub fn kv(&self) -> Result<&PluginKv, KvError> {
+        self.kv
+            .as_ref()
+            .ok_or_else(|| KvError::Storage("the kv store is not available to this call".into()))
     }
 
     /// The largest linear memory the guest has had, in bytes.

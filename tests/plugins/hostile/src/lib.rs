@@ -98,6 +98,46 @@ fn handles(args: Count) -> Result<String, ToolError> {
     }
 }
 
+/// A kv key.
+#[derive(Deserialize, JsonSchema)]
+pub struct Key {
+    /// The key.
+    pub key: String,
+}
+
+fn kv_fill(args: Size) -> Result<String, ToolError> {
+    // Writes 64 KiB values until the kv quota refuses one.
+    let value = vec![7u8; 64 << 10];
+    for i in 0..(args.mib * 16) {
+        toolmesh_sdk::kv::set(&format!("fill/{i}"), &value)?;
+    }
+    Ok(format!("wrote {} MiB", args.mib))
+}
+
+fn kv_incr(args: Key) -> Result<String, ToolError> {
+    loop {
+        let current = toolmesh_sdk::kv::get(&args.key)?;
+        let n: u64 = current
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let next = (n + 1).to_string();
+        if toolmesh_sdk::kv::compare_and_swap(&args.key, current.as_deref(), Some(next.as_bytes()))?
+        {
+            return Ok(next);
+        }
+    }
+}
+
+fn kv_get(args: Key) -> Result<String, ToolError> {
+    let value = toolmesh_sdk::kv::get(&args.key)?;
+    Ok(value.map_or_else(
+        || "(unset)".to_owned(),
+        |v| String::from_utf8_lossy(&v).into_owned(),
+    ))
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -128,6 +168,13 @@ pub fn plugin() -> Plugin {
         .tool(Tool::new("output", "Returns `mib` MiB of text.", output))
         .tool(Tool::new("sleep", "Sleeps for `ms` milliseconds.", sleep))
         .tool(Tool::new("burn", "Runs `rounds` rounds of xorshift.", burn))
+        .tool(Tool::new("kv_fill", "Writes `mib` MiB into kv.", kv_fill))
+        .tool(Tool::new(
+            "kv_incr",
+            "Increments a kv counter atomically.",
+            kv_incr,
+        ))
+        .tool(Tool::new("kv_get", "Reads a kv value as text.", kv_get))
         .tool(Tool::new(
             "handles",
             "Opens `count` stream handles and keeps them.",

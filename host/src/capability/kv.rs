@@ -1,0 +1,276 @@
+//! The `kv` capability: a key-value store per plugin, persisted in one redb
+//! database file in the data directory (`kv.redb`). Entries are stored under
+//! `<plugin> NUL <key>`; the host adds the prefix and plugin names cannot
+//! contain NUL, so a plugin can never read or write another's keys. Usage in bytes
+//! (keys plus values) is tracked in the same write transaction as every
+//! change, so the quota check and the write are atomic, and
+//! compare-and-swap runs inside one transaction, so concurrent updates are
+//! never lost.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::runtime::bindings::KvError;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Every plugin's entries, keyed `<plugin>\0<key>`.
+const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("toolmesh:kv");
+
+/// Bytes used per plugin.
+const USAGE: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:usage");
+
+/// The database shared by every plugin's store.
+pub struct KvStore {
+    db: Database,
+}
+
+impl KvStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, redb::Error> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
+        }
+        Ok(Self {
+            db: Database::create(path)?,
+        })
+    }
+
+    /// The store of plugin `plugin`, limited to `quota_bytes`.
+    pub fn scoped(self: &Arc<Self>, plugin: &str, quota_bytes: u64) -> PluginKv {
+        PluginKv {
+            store: self.clone(),
+            prefix: format!("{plugin}\0"),
+            plugin: plugin.to_owned(),
+            quota_bytes,
+        }
+    }
+}
+
+/// One plugin's view of the store.
+pub struct PluginKv {
+    store: Arc<KvStore>,
+    prefix: String,
+    plugin: String,
+    quota_bytes: u64,
+}
+
+fn storage(e: impl Into<redb::Error>) -> KvError {
+    KvError::Storage(e.into().to_string())
+}
+
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(KvError::InvalidKey(format!(
+            "keys are 1 to {MAX_KEY_BYTES} bytes; this one is {}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+impl PluginKv {
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(key)?;
+        let txn = self.store.db.begin_read().map_err(storage)?;
+        let table = match txn.open_table(ENTRIES) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let full = self.full_key(key);
+        Ok(table
+            .get(full.as_str())
+            .map_err(storage)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Sets `key`.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.compare_and_swap_inner(key, None, Some(value))
+            .map(|_| ())
+    }
+
+    /// Removes `key`; true if it was set.
+    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+        self.compare_and_swap_inner(key, None, None)
+    }
+
+    /// Replaces `key`'s value with `new` if it is `expected`.
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, KvError> {
+        self.compare_and_swap_inner(key, Some(expected), new)
+    }
+
+    /// With `expected: None` the write is unconditional and returns whether
+    /// the key was set before; with `Some(e)` it happens only if the current
+    /// value is `e`, and returns whether it happened.
+    fn compare_and_swap_inner(
+        &self,
+        key: &str,
+        expected: Option<Option<&[u8]>>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, KvError> {
+        check_key(key)?;
+        let txn = self.store.db.begin_write().map_err(storage)?;
+        let outcome = {
+            let mut table = txn.open_table(ENTRIES).map_err(storage)?;
+            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            let full = self.full_key(key);
+            let current = table
+                .get(full.as_str())
+                .map_err(storage)?
+                .map(|v| v.value().to_vec());
+            if let Some(expected) = expected
+                && current.as_deref() != expected
+            {
+                return Ok(false);
+            }
+            let entry = |value: Option<&[u8]>| value.map_or(0, |v| (key.len() + v.len()) as u64);
+            let used = usage
+                .get(self.plugin.as_str())
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
+            let after = used - entry(current.as_deref()).min(used) + entry(new);
+            if after > self.quota_bytes && entry(new) > entry(current.as_deref()) {
+                return Err(KvError::QuotaExceeded(format!(
+                    "kv quota exceeded: this write would use {after} bytes; the plugin's level \
+                     allows {}",
+                    self.quota_bytes
+                )));
+            }
+            match new {
+                Some(value) => {
+                    table.insert(full.as_str(), value).map_err(storage)?;
+                }
+                None => {
+                    table.remove(full.as_str()).map_err(storage)?;
+                }
+            }
+            usage.insert(self.plugin.as_str(), after).map_err(storage)?;
+            match expected {
+                Some(_) => true,
+                None => current.is_some(),
+            }
+        };
+        txn.commit().map_err(storage)?;
+        Ok(outcome)
+    }
+
+    /// Keys starting with `prefix`, in order, at most `limit`.
+    pub fn list_keys(&self, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
+        let txn = self.store.db.begin_read().map_err(storage)?;
+        let table = match txn.open_table(ENTRIES) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let start = self.full_key(prefix);
+        let mut keys = Vec::new();
+        for entry in table.range(start.as_str()..).map_err(storage)? {
+            let (key, _) = entry.map_err(storage)?;
+            let key = key.value();
+            if !key.starts_with(start.as_str()) || keys.len() >= limit as usize {
+                break;
+            }
+            keys.push(key[self.prefix.len()..].to_owned());
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Arc<KvStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(KvStore::open(&dir.path().join("kv.redb")).unwrap());
+        (dir, store)
+    }
+
+    #[test]
+    fn plugins_are_isolated_and_values_persist() {
+        let (dir, store) = store();
+        let a = store.scoped("a", 1 << 20);
+        let b = store.scoped("b", 1 << 20);
+        a.set("k", b"from a").unwrap();
+        assert_eq!(b.get("k").unwrap(), None);
+        assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"from a"[..]));
+        drop((a, b, store));
+        let reopened = Arc::new(KvStore::open(&dir.path().join("kv.redb")).unwrap());
+        assert_eq!(
+            reopened.scoped("a", 1 << 20).get("k").unwrap().as_deref(),
+            Some(&b"from a"[..])
+        );
+    }
+
+    #[test]
+    fn compare_and_swap_and_delete() {
+        let (_dir, store) = store();
+        let kv = store.scoped("p", 1 << 20);
+        assert!(kv.compare_and_swap("n", None, Some(b"1")).unwrap());
+        assert!(
+            !kv.compare_and_swap("n", None, Some(b"2")).unwrap(),
+            "expected absent, is set"
+        );
+        assert!(!kv.compare_and_swap("n", Some(b"0"), Some(b"2")).unwrap());
+        assert!(kv.compare_and_swap("n", Some(b"1"), Some(b"2")).unwrap());
+        assert_eq!(kv.get("n").unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(kv.delete("n").unwrap());
+        assert!(!kv.delete("n").unwrap());
+    }
+
+    #[test]
+    fn the_quota_counts_keys_and_values_and_frees_on_delete() {
+        let (_dir, store) = store();
+        let kv = store.scoped("p", 100);
+        kv.set("a", &[0; 60]).unwrap(); // 61 bytes
+        let err = kv.set("b", &[0; 60]).unwrap_err();
+        assert!(
+            matches!(&err, KvError::QuotaExceeded(m) if m.contains("122 bytes") && m.contains("allows 100")),
+            "{err:?}"
+        );
+        assert_eq!(
+            kv.get("b").unwrap(),
+            None,
+            "a refused write changes nothing"
+        );
+        kv.set("a", &[0; 10]).unwrap(); // shrinking is always allowed
+        kv.set("b", &[0; 60]).unwrap(); // 11 + 61 = 72
+        kv.delete("b").unwrap();
+        kv.set("c", &[0; 80]).unwrap(); // 11 + 81 = 92
+    }
+
+    #[test]
+    fn keys_are_checked_and_listed_by_prefix() {
+        let (_dir, store) = store();
+        let kv = store.scoped("p", 1 << 20);
+        assert!(matches!(kv.set("", b"x"), Err(KvError::InvalidKey(_))));
+        assert!(matches!(
+            kv.get(&"k".repeat(2000)),
+            Err(KvError::InvalidKey(_))
+        ));
+        for key in ["net/a", "net/b", "other", "net/c"] {
+            kv.set(key, b"1").unwrap();
+        }
+        assert_eq!(
+            kv.list_keys("net/", 10).unwrap(),
+            ["net/a", "net/b", "net/c"]
+        );
+        assert_eq!(kv.list_keys("net/", 2).unwrap(), ["net/a", "net/b"]);
+        assert_eq!(kv.list_keys("", 10).unwrap().len(), 4);
+    }
+}
