@@ -36,7 +36,7 @@ fn bench_call(c: &mut Criterion) {
     group.bench_function("instantiate_and_call/hello_add", |b| {
         b.to_async(&rt).iter(|| async {
             runtime
-                .call(&code, &ctx, "add", r#"{"a":1,"b":2}"#, &cancel)
+                .call(&code, &ctx, "add", r#"{"a":1,"b":2}"#, &cancel, None)
                 .await
                 .0
                 .expect("add")
@@ -131,7 +131,7 @@ fn bench_fuel(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 runtime
-                    .call(&code, &ctx, "burn", r#"{"rounds":1000000}"#, &cancel)
+                    .call(&code, &ctx, "burn", r#"{"rounds":1000000}"#, &cancel, None)
                     .await
                     .0
                     .expect("burn")

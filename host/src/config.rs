@@ -158,6 +158,16 @@ impl Config {
             .unwrap_or_else(|| self.data_dir().join("plugins"))
     }
 
+    /// Where the blob store keeps its files.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_dir().join("blobs")
+    }
+
+    /// Where each plugin's own files directory lives (`<this>/<plugin>`).
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir().join("files")
+    }
+
     /// Where compiled components are cached.
     pub fn compile_cache_dir(&self) -> Option<PathBuf> {
         self.runtime

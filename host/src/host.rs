@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::capability::HostStores;
+use crate::capability::blobs::BlobStore;
 use crate::capability::kv::KvStore;
 use crate::config::Config;
 use crate::mcp::ToolHost;
@@ -27,7 +29,7 @@ impl Host {
             &config.runtime,
             config.levels()?,
             config.compile_cache_dir(),
-            open_kv(config),
+            open_stores(config),
         )?);
         let set = PluginSet {
             bundled: config.bundled_plugins,
@@ -56,16 +58,23 @@ impl Host {
     }
 }
 
-/// The kv database of `config`'s data directory. A host that cannot open it
-/// (another `toolmesh serve` holds it, say) still serves; kv calls then fail
-/// with a storage error.
-fn open_kv(config: &Config) -> Option<Arc<KvStore>> {
-    let path = config.data_dir().join("kv.redb");
-    match KvStore::open(&path) {
-        Ok(store) => Some(Arc::new(store)),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "kv store unavailable: {e}");
-            None
-        }
+/// The stores of `config`'s data directory. A host that cannot open one
+/// (another `toolmesh serve` holds it, say) still serves; calls using it
+/// then fail with a storage error.
+fn open_stores(config: &Config) -> HostStores {
+    let kv_path = config.data_dir().join("kv.redb");
+    let kv = KvStore::open(&kv_path)
+        .inspect_err(|e| tracing::warn!(path = %kv_path.display(), "kv store unavailable: {e}"))
+        .ok()
+        .map(Arc::new);
+    let blobs_dir = config.blobs_dir();
+    let blobs = BlobStore::open(&blobs_dir)
+        .inspect_err(|e| tracing::warn!(path = %blobs_dir.display(), "blob store unavailable: {e}"))
+        .ok()
+        .map(Arc::new);
+    HostStores {
+        kv,
+        blobs,
+        files_root: Some(config.files_dir()),
     }
 }

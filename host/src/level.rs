@@ -2,6 +2,10 @@
 //! for a level; every call into it runs under that level's fuel, linear
 //! memory, handle, wall-clock and output limits.
 //!
+//! A level also lists the capabilities a plugin at that level may be
+//! granted at all; a plugin asking for more loads without them, and the host
+//! says at load time what it refused.
+//!
 //! Three levels are built in; `toolmesh.toml` may override any of their
 //! limits key by key, or define new levels (which start from `untrusted`):
 //!
@@ -12,13 +16,16 @@
 //! [levels.batch]
 //! fuel = 20_000_000_000
 //! memory_bytes = 536_870_912
+//! capabilities = ["log", "kv", "blobs", "progress", "fs-read", "env"]
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::capability::Capability;
 
 /// The quotas of one security level, as the runtime applies them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +44,10 @@ pub struct Level {
     pub max_output_bytes: usize,
     /// Most bytes (keys plus values) the plugin may keep in `kv`.
     pub kv_bytes: u64,
+    /// Most bytes of blobs the plugin may store.
+    pub blob_bytes: u64,
+    /// The capabilities a plugin at this level may be granted.
+    pub capabilities: BTreeSet<Capability>,
 }
 
 /// A level as written in `toolmesh.toml`: every key optional.
@@ -55,6 +66,10 @@ pub struct LevelOverrides {
     pub max_output_bytes: Option<u64>,
     /// Most kv bytes.
     pub kv_bytes: Option<u64>,
+    /// Most blob bytes.
+    pub blob_bytes: Option<u64>,
+    /// The capabilities that may be granted (replaces the level's list).
+    pub capabilities: Option<Vec<Capability>>,
 }
 
 /// The largest linear memory any level may allow (the pooling allocator
@@ -65,23 +80,62 @@ const MIB: usize = 1 << 20;
 
 /// The built-in levels.
 pub fn builtin() -> Vec<Level> {
-    // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB)
-    let table: [(&str, u64, usize, usize, u64, usize, u64); 3] = [
-        ("untrusted", 1_000_000_000, 64, 64, 10, 1, 1),
-        ("standard", 10_000_000_000, 256, 1_024, 60, 8, 64),
-        ("trusted", 100_000_000_000, 2_048, 16_384, 600, 64, 1_024),
+    use Capability::*;
+    // Every level may log, report progress, and keep kv and blobs (all under
+    // quota) and read files the operator put in its own files directory.
+    const BASE: &[Capability] = &[Log, Progress, Kv, Blobs, FsRead];
+    // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB, blob MiB, more capabilities)
+    type Row = (
+        &'static str,
+        u64,
+        usize,
+        usize,
+        u64,
+        usize,
+        u64,
+        u64,
+        &'static [Capability],
+    );
+    let table: [Row; 3] = [
+        ("untrusted", 1_000_000_000, 64, 64, 10, 1, 1, 16, &[]),
+        (
+            "standard",
+            10_000_000_000,
+            256,
+            1_024,
+            60,
+            8,
+            64,
+            1_024,
+            &[FsWrite, Env],
+        ),
+        (
+            "trusted",
+            100_000_000_000,
+            2_048,
+            16_384,
+            600,
+            64,
+            1_024,
+            16_384,
+            &[FsWrite, Env, FsHost],
+        ),
     ];
     table
         .into_iter()
-        .map(|(name, fuel, memory, handles, timeout, output, kv)| Level {
-            name: name.to_owned(),
-            fuel,
-            memory_bytes: memory * MIB,
-            handles,
-            timeout: Duration::from_secs(timeout),
-            max_output_bytes: output * MIB,
-            kv_bytes: kv * MIB as u64,
-        })
+        .map(
+            |(name, fuel, memory, handles, timeout, output, kv, blobs, more)| Level {
+                name: name.to_owned(),
+                fuel,
+                memory_bytes: memory * MIB,
+                handles,
+                timeout: Duration::from_secs(timeout),
+                max_output_bytes: output * MIB,
+                kv_bytes: kv * MIB as u64,
+                blob_bytes: blobs * MIB as u64,
+                capabilities: BASE.iter().chain(more).copied().collect(),
+            },
+        )
         .collect()
 }
 
@@ -127,6 +181,12 @@ impl Levels {
             }
             if let Some(bytes) = o.kv_bytes {
                 level.kv_bytes = in_range(bytes, 0, 1 << 40, &key("kv_bytes"))?;
+            }
+            if let Some(bytes) = o.blob_bytes {
+                level.blob_bytes = in_range(bytes, 0, 1 << 50, &key("blob_bytes"))?;
+            }
+            if let Some(capabilities) = &o.capabilities {
+                level.capabilities = capabilities.iter().copied().collect();
             }
             if let Some(bytes) = o.max_output_bytes {
                 level.max_output_bytes =
@@ -188,6 +248,33 @@ mod tests {
         let batch = levels.get("batch").unwrap();
         assert_eq!((batch.fuel, batch.memory_bytes), (5, 64 * MIB));
         assert_eq!(levels.max_memory_bytes(), 2_048 * MIB);
+        assert!(!untrusted.capabilities.contains(&Capability::Env));
+        assert!(
+            levels
+                .get("standard")
+                .unwrap()
+                .capabilities
+                .contains(&Capability::Env)
+        );
+    }
+
+    #[test]
+    fn capability_lists_replace_the_levels_list() {
+        let overrides: BTreeMap<String, LevelOverrides> =
+            toml::from_str("[untrusted]\ncapabilities = [\"log\", \"env\"]\n").unwrap();
+        let untrusted = Levels::new(&overrides).unwrap().get("untrusted").unwrap();
+        assert_eq!(
+            untrusted.capabilities,
+            BTreeSet::from([Capability::Log, Capability::Env])
+        );
+        let err = toml::from_str::<BTreeMap<String, LevelOverrides>>(
+            "[untrusted]\ncapabilities = [\"net\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown capability `net`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! call in a fresh store, and the result flows back.
 //!
 //! - [`config`] reads `toolmesh.toml`.
+//! - [`capability`] holds what a plugin may be granted: kv, blobs, progress,
+//!   files and environment, and how a grant is decided.
 //! - [`level`] defines security levels and their per-call quotas.
 //! - [`runtime`] holds the engine, linker, compile cache, one store per call.
 //! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
@@ -17,6 +19,7 @@
 
 pub mod capability;
 pub mod config;
+pub mod content_hash;
 pub mod host;
 pub mod level;
 pub mod mcp;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use toolmesh::capability::HostStores;
+use toolmesh::capability::grant::Grants;
 use toolmesh::config::Config;
 use toolmesh::host::Host;
 use toolmesh::mcp::{CallMeta, McpServer};
@@ -182,6 +184,7 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             level.timeout.as_millis(),
             level.max_output_bytes
         )?;
+        print_grants(&mut out, plugin.code.grants())?;
         writeln!(out, "  {}", m.description)?;
         writeln!(out, "  hash: {}", plugin.hash)?;
         for tool in &plugin.tools {
@@ -198,6 +201,34 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn print_grants(out: &mut impl Write, grants: &Grants) -> std::io::Result<()> {
+    let mut granted: Vec<String> = grants.imports.iter().map(|c| c.to_string()).collect();
+    for preopen in &grants.preopens {
+        granted.push(format!(
+            "fs {} = {} ({})",
+            preopen.guest,
+            preopen.host.display(),
+            if preopen.writable {
+                "read-write"
+            } else {
+                "read-only"
+            }
+        ));
+    }
+    for (name, _) in &grants.env {
+        granted.push(format!("env {name}"));
+    }
+    if granted.is_empty() {
+        writeln!(out, "  granted: nothing")?;
+    } else {
+        writeln!(out, "  granted: {}", granted.join(", "))?;
+    }
+    for refused in &grants.refused {
+        writeln!(out, "  not granted: {refused}")?;
+    }
+    Ok(())
+}
+
 async fn install_plugin(
     config: &Config,
     path: &std::path::Path,
@@ -207,7 +238,10 @@ async fn install_plugin(
         &config.runtime,
         config.levels()?,
         config.compile_cache_dir(),
-        None,
+        HostStores {
+            files_root: Some(config.files_dir()),
+            ..HostStores::default()
+        },
     )?);
     let plugins_dir = config.plugins_dir();
     let installed = install(&runtime, path, &plugins_dir, force).await?;
@@ -251,6 +285,7 @@ async fn call(config: &Config, tool: &str, arguments: &str) -> anyhow::Result<Ex
     let meta = CallMeta {
         request_id: "cli".into(),
         client: Some("toolmesh-cli".into()),
+        progress: None,
     };
     let result = host
         .tools

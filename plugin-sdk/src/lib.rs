@@ -93,6 +93,17 @@
 //!
 //! ## How calls run
 //!
+//! ## Host capabilities
+//!
+//! A plugin starts with nothing: no files, no environment, no network, no
+//! storage. It asks for what it needs in `plugin.toml`, and gets what its
+//! security level allows (the host logs what it refused):
+//!
+//! - `capabilities = ["log", "kv", "blobs", "progress"]`: [`log()`], [`kv`],
+//!   [`blobs`], [`progress`];
+//! - `env = ["NAME"]`: host environment variables, read with `std::env::var`;
+//! - `[[fs]]` tables: directories, used with `std::fs` at their guest path.
+//!
 //! The host runs every call in a fresh instance, so globals do not survive
 //! from one call to the next. [`Plugin`] is built again for each call; keep its
 //! construction cheap (the schemas are only generated when the host lists the
@@ -102,8 +113,10 @@
 
 extern crate self as toolmesh_sdk;
 
+pub mod blobs;
 pub mod kv;
 mod output;
+pub mod progress;
 mod tool;
 
 pub use output::{Content, IntoToolOutput, Structured, ToolOutput};

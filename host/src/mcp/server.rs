@@ -3,13 +3,15 @@
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
 use super::tools::{CallMeta, ToolHost};
+use crate::capability::progress::{self, ProgressSink};
 
 /// The resource that serves usage aggregates.
 pub const USAGE_URI: &str = "toolmesh://usage";
@@ -104,12 +106,17 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| forward_progress(token, context.peer.clone()));
         let meta = CallMeta {
             request_id: context.id.to_string(),
             client: context
                 .peer
                 .peer_info()
                 .map(|info| info.client_info.name.clone()),
+            progress,
         };
         match self
             .tools
@@ -121,4 +128,22 @@ impl ServerHandler for McpServer {
             Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
         }
     }
+}
+
+/// A sink whose reports become `notifications/progress` for `token`, sent
+/// by a task that ends when the call's store (and so the sink) is dropped.
+fn forward_progress(token: ProgressToken, peer: Peer<RoleServer>) -> ProgressSink {
+    let (sink, mut reports) = progress::channel();
+    tokio::spawn(async move {
+        while let Some(report) = reports.recv().await {
+            let mut param = ProgressNotificationParam::new(token.clone(), report.done);
+            param.total = report.total;
+            param.message = report.message;
+            if let Err(e) = peer.notify_progress(param).await {
+                tracing::debug!("progress notification not sent: {e}");
+                break;
+            }
+        }
+    });
+    sink
 }

@@ -12,6 +12,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, Too
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::capability::progress::ProgressSink;
 use crate::plugin::Registry;
 use crate::plugin::tool::Tool;
 use crate::runtime::bindings::{ContentBlock as GuestContent, ToolOutput};
@@ -25,6 +26,8 @@ pub struct CallMeta {
     pub request_id: String,
     /// The client's name, if known.
     pub client: Option<String>,
+    /// Where the guest's progress reports go, if the client asked for them.
+    pub progress: Option<ProgressSink>,
 }
 
 /// The name does not resolve to a tool.
@@ -108,7 +111,14 @@ impl ToolHost {
         let ctx = call_context(meta.request_id, meta.client);
         let (outcome, guest) = self
             .runtime
-            .call(&plugin.code, &ctx, &tool.name, &arguments, cancel)
+            .call(
+                &plugin.code,
+                &ctx,
+                &tool.name,
+                &arguments,
+                cancel,
+                meta.progress,
+            )
             .await;
         let (result, bytes_out, outcome) = match outcome {
             Ok(output) => {

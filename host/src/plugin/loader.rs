@@ -12,6 +12,7 @@ use wasmtime::component::Component;
 use super::bundled::BundledPlugin;
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
 use super::tool::{MAX_TOOLS, Tool};
+use crate::capability::grant;
 use crate::runtime::{Origin, PluginCode, Runtime};
 
 /// The `toolmesh:plugin` version this host implements.
@@ -176,13 +177,12 @@ async fn load(
         .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
         .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
     check_interfaces(runtime, &component, &manifest)?;
+    let grants = grant::decide(&manifest, &level, runtime.stores().files_root.as_deref());
+    for refused in &grants.refused {
+        tracing::warn!(plugin = %manifest.name, "not granted: {refused}");
+    }
     let code = runtime
-        .prepare(
-            &manifest.name,
-            level,
-            manifest.capabilities.contains(&Capability::Kv),
-            &component,
-        )
+        .prepare(&manifest.name, level, grants, &component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let specs = runtime
         .list_tools(&code)
@@ -276,15 +276,13 @@ fn check_interfaces(
         let Some((interface, _)) = split_toolmesh_name(name)? else {
             continue;
         };
-        let needed = match interface {
-            "types" => continue,
-            "log" => Capability::Log,
-            "kv" => Capability::Kv,
-            other => {
-                return Err(LoadError::Capability(format!(
-                    "it imports `toolmesh:plugin/{other}`, which this host does not provide"
-                )));
-            }
+        if interface == "types" {
+            continue;
+        }
+        let Some(needed) = Capability::of_interface(interface) else {
+            return Err(LoadError::Capability(format!(
+                "it imports `toolmesh:plugin/{interface}`, which this host does not provide"
+            )));
         };
         if !manifest.capabilities.contains(&needed) {
             return Err(LoadError::Capability(format!(

@@ -8,11 +8,18 @@
 //! component = "hello.wasm"
 //! hash = "blake3:5f1c..."        # BLAKE3 of the component file
 //! level = "untrusted"            # the security level it asks for
-//! capabilities = ["log"]         # the host capabilities it asks for
+//! capabilities = ["log"]         # host interfaces: log, kv, blobs, progress
+//! env = ["LANG"]                 # host environment variables it may read
+//!
+//! [[fs]]                         # a directory the plugin sees (any number)
+//! guest = "/cache"               # where the plugin sees it
+//! host = "cache"                 # relative: inside the plugin's own files
+//!                                # directory, <data_dir>/files/<plugin>/cache;
+//!                                # absolute: that host directory (level needs fs-host)
+//! mode = "read-write"            # or "read-only" (the default)
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -38,90 +45,53 @@ pub struct Manifest {
     pub hash: Option<ContentHash>,
     /// The security level the plugin asks for.
     pub level: String,
-    /// The host capabilities the plugin asks for.
+    /// The host interfaces the plugin asks for (a subset of
+    /// [`Capability::IMPORTS`]).
     pub capabilities: Vec<Capability>,
+    /// The directories it asks to see.
+    pub fs: Vec<FsRequest>,
+    /// The host environment variables it asks to read.
+    pub env: Vec<String>,
 }
 
-/// A host capability a plugin may import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Capability {
-    /// `toolmesh:plugin/log`: logs into the host's log.
-    Log,
-    /// `toolmesh:plugin/kv`: a persistent key-value store of its own.
-    Kv,
+/// A directory a plugin asks to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRequest {
+    /// Where the plugin sees it: an absolute guest path such as `/data`.
+    pub guest: String,
+    /// Which host directory it is.
+    pub host: HostDir,
+    /// Whether the plugin may create, change and remove files in it.
+    pub writable: bool,
 }
 
-impl Capability {
-    /// Every capability this host knows.
-    pub const ALL: &[Capability] = &[Capability::Log, Capability::Kv];
-
-    /// The name used in manifests.
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::Log => "log",
-            Capability::Kv => "kv",
+impl FsRequest {
+    /// The capability this request needs from the level.
+    pub fn capability(&self) -> Capability {
+        match (&self.host, self.writable) {
+            (HostDir::Absolute(_), _) => Capability::FsHost,
+            (HostDir::Own(_), true) => Capability::FsWrite,
+            (HostDir::Own(_), false) => Capability::FsRead,
         }
     }
 }
 
-impl FromStr for Capability {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Capability::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
-                format!(
-                    "unknown capability `{s}` (this host knows: {})",
-                    known.join(", ")
-                )
-            })
-    }
+/// The host side of a directory a plugin asks to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostDir {
+    /// A path inside the plugin's own files directory (no `..`).
+    Own(PathBuf),
+    /// An absolute host path.
+    Absolute(PathBuf),
 }
 
-/// A BLAKE3 content hash, written `blake3:<64 hex digits>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContentHash(pub blake3::Hash);
+/// Most `[[fs]]` tables and `env` names a manifest may have.
+pub const MAX_FS: usize = 16;
+/// Most environment variables a manifest may ask for.
+pub const MAX_ENV: usize = 64;
 
-impl ContentHash {
-    /// Hashes `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        Self(blake3::hash(bytes))
-    }
-
-    /// The hex digits alone.
-    pub fn to_hex(&self) -> String {
-        self.0.to_hex().to_string()
-    }
-}
-
-impl fmt::Display for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blake3:{}", self.0.to_hex())
-    }
-}
-
-impl fmt::Debug for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl FromStr for ContentHash {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s
-            .strip_prefix("blake3:")
-            .ok_or_else(|| format!("hash `{s}` must start with `blake3:`"))?;
-        blake3::Hash::from_hex(hex)
-            .map(Self)
-            .map_err(|_| format!("hash `{s}` must be `blake3:` and 64 hex digits"))
-    }
-}
+pub use crate::capability::Capability;
+pub use crate::content_hash::ContentHash;
 
 /// The manifest as written, before checks.
 #[derive(Deserialize)]
@@ -135,6 +105,27 @@ struct RawManifest {
     level: Option<String>,
     #[serde(default)]
     capabilities: Vec<String>,
+    #[serde(default)]
+    fs: Vec<RawFs>,
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFs {
+    guest: String,
+    host: String,
+    #[serde(default)]
+    mode: FsMode,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum FsMode {
+    #[default]
+    ReadOnly,
+    ReadWrite,
 }
 
 /// The security level a plugin gets when its manifest names none.
@@ -159,8 +150,20 @@ impl Manifest {
             .iter()
             .map(|c| c.parse())
             .collect::<Result<Vec<Capability>, _>>()?;
+        if let Some(other) = capabilities
+            .iter()
+            .find(|c| !Capability::IMPORTS.contains(c))
+        {
+            return Err(format!(
+                "`{other}` does not go in `capabilities` (which lists host interfaces: log, kv, \
+                 blobs, progress): ask for directories with `[[fs]]` tables and for environment \
+                 variables with `env = [...]`"
+            ));
+        }
         capabilities.sort();
         capabilities.dedup();
+        let fs = check_fs(raw.fs)?;
+        let env = check_env(raw.env)?;
         Ok(Self {
             name: raw.name,
             version,
@@ -169,8 +172,83 @@ impl Manifest {
             hash,
             level,
             capabilities,
+            fs,
+            env,
         })
     }
+}
+
+fn check_fs(raw: Vec<RawFs>) -> Result<Vec<FsRequest>, String> {
+    if raw.len() > MAX_FS {
+        return Err(format!(
+            "at most {MAX_FS} `[[fs]]` tables, not {}",
+            raw.len()
+        ));
+    }
+    let mut fs: Vec<FsRequest> = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let guest_ok = entry.guest.starts_with('/')
+            && entry.guest.len() <= 256
+            && only_normal_components(Path::new(&entry.guest[1..]));
+        if !guest_ok {
+            return Err(format!(
+                "fs guest path `{}` must be absolute, like `/data`, without `.` or `..`",
+                entry.guest
+            ));
+        }
+        if fs.iter().any(|f| f.guest == entry.guest) {
+            return Err(format!("fs guest path `{}` is listed twice", entry.guest));
+        }
+        let path = PathBuf::from(&entry.host);
+        let host = if path.is_absolute() {
+            if path.components().any(|c| c == Component::ParentDir) {
+                return Err(format!(
+                    "fs host path `{}` must not contain `..`",
+                    entry.host
+                ));
+            }
+            HostDir::Absolute(path)
+        } else if only_normal_components(&path) {
+            HostDir::Own(path)
+        } else {
+            return Err(format!(
+                "fs host path `{}` must be a path inside the plugin's files directory (like \
+                 `data` or `cache/models`, without `..`) or an absolute host path",
+                entry.host
+            ));
+        };
+        fs.push(FsRequest {
+            guest: entry.guest,
+            host,
+            writable: matches!(entry.mode, FsMode::ReadWrite),
+        });
+    }
+    Ok(fs)
+}
+
+/// True if `path` is relative, not empty, and has no `.`, `..` or root parts.
+fn only_normal_components(path: &Path) -> bool {
+    path.components().next().is_some()
+        && path.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn check_env(mut env: Vec<String>) -> Result<Vec<String>, String> {
+    if env.len() > MAX_ENV {
+        return Err(format!("at most {MAX_ENV} `env` names, not {}", env.len()));
+    }
+    for name in &env {
+        let ok = name.len() <= 128
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "env name `{name}` must be letters, digits and `_`, not starting with a digit"
+            ));
+        }
+    }
+    env.sort();
+    env.dedup();
+    Ok(env)
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -259,5 +337,47 @@ capabilities = ["log", "log"]
         }
         let err = Manifest::parse("name = ").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
+        let err = Manifest::parse(&GOOD.replace("[\"log\", \"log\"]", "[\"env\"]")).unwrap_err();
+        assert!(err.contains("`env` does not go in `capabilities`"), "{err}");
+    }
+
+    #[test]
+    fn fs_and_env_requests_are_checked() {
+        let with = |extra: &str| Manifest::parse(&format!("{GOOD}{extra}"));
+        let m = with(
+            "env = [\"LANG\", \"HOME\", \"LANG\"]\n\
+             [[fs]]\nguest = \"/data\"\nhost = \"data\"\nmode = \"read-write\"\n\
+             [[fs]]\nguest = \"/etc-view\"\nhost = \"/etc\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.env, ["HOME", "LANG"]);
+        assert_eq!(m.fs[0].host, HostDir::Own("data".into()));
+        assert_eq!(m.fs[0].capability(), Capability::FsWrite);
+        assert_eq!(m.fs[1].host, HostDir::Absolute("/etc".into()));
+        assert_eq!(m.fs[1].capability(), Capability::FsHost);
+        let cases = [
+            (
+                "[[fs]]\nguest = \"data\"\nhost = \"d\"\n",
+                "must be absolute",
+            ),
+            (
+                "[[fs]]\nguest = \"/a/../b\"\nhost = \"d\"\n",
+                "must be absolute",
+            ),
+            ("[[fs]]\nguest = \"/a\"\nhost = \"../d\"\n", "without `..`"),
+            (
+                "[[fs]]\nguest = \"/a\"\nhost = \"/x/../d\"\n",
+                "must not contain `..`",
+            ),
+            (
+                "[[fs]]\nguest = \"/a\"\nhost = \"d\"\nmode = \"rw\"\n",
+                "unknown variant",
+            ),
+            ("env = [\"A=B\"]\n", "env name `A=B`"),
+        ];
+        for (extra, expected) in cases {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(expected), "{extra}: {err}");
+        }
     }
 }

@@ -18,14 +18,16 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::capability::kv::KvStore;
+use crate::capability::grant::Grants;
+use crate::capability::progress::ProgressSink;
+use crate::capability::{Capability, HostStores};
 use crate::config::RuntimeConfig;
 use crate::level::{Level, Levels};
 use crate::plugin::manifest::ContentHash;
 use bindings::{CallContext, Plugin, PluginPre, ToolError, ToolOutput, ToolSpec};
 pub use cache::Origin;
 pub use engine::EPOCH_TICK;
-use state::{CallState, STDERR_CAPACITY};
+use state::{CallState, STDERR_CAPACITY, wasi_ctx};
 
 /// Why a call into a plugin did not return a result.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,7 @@ pub struct GuestUsage {
 pub struct PluginCode {
     name: Arc<str>,
     level: Arc<Level>,
-    kv: bool,
+    grants: Arc<Grants>,
     pre: PluginPre<CallState>,
 }
 
@@ -131,6 +133,11 @@ impl PluginCode {
     pub fn level(&self) -> &Level {
         &self.level
     }
+
+    /// What it was granted.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
 }
 
 /// The runtime shared by every plugin.
@@ -140,7 +147,7 @@ pub struct Runtime {
     cache: Option<cache::CompileCache>,
     slots: Semaphore,
     levels: Levels,
-    kv: Option<Arc<KvStore>>,
+    stores: HostStores,
     _ticker: engine::EpochTicker,
 }
 
@@ -152,7 +159,7 @@ impl Runtime {
         config: &RuntimeConfig,
         levels: Levels,
         cache_dir: Option<PathBuf>,
-        kv: Option<Arc<KvStore>>,
+        stores: HostStores,
     ) -> anyhow::Result<Self> {
         let engine = engine::new_engine(
             config.max_concurrent_calls,
@@ -170,7 +177,7 @@ impl Runtime {
             cache,
             slots: Semaphore::new(config.max_concurrent_calls as usize),
             levels,
-            kv,
+            stores,
             _ticker: ticker,
         })
     }
@@ -178,6 +185,11 @@ impl Runtime {
     /// The security levels calls run under.
     pub fn levels(&self) -> &Levels {
         &self.levels
+    }
+
+    /// The stores behind the capabilities.
+    pub fn stores(&self) -> &HostStores {
+        &self.stores
     }
 
     /// The engine.
@@ -204,21 +216,21 @@ impl Runtime {
         &self,
         name: &str,
         level: Arc<Level>,
-        kv: bool,
+        grants: Grants,
         component: &Component,
     ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
         Ok(PluginCode {
             name: name.into(),
             level,
-            kv,
+            grants: Arc::new(grants),
             pre: PluginPre::new(pre)?,
         })
     }
 
     /// Asks the plugin for its tools.
     pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
-        let (mut store, stderr) = self.new_store(code);
+        let (mut store, stderr) = self.new_store(code, None)?;
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
             plugin
@@ -233,8 +245,9 @@ impl Runtime {
     }
 
     /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
-    /// instance. `cancel` stops the guest wherever it is. Returns what the
-    /// guest consumed along with the outcome.
+    /// instance. `cancel` stops the guest wherever it is; its progress
+    /// reports go to `progress`, if the plugin may report progress. Returns
+    /// what the guest consumed along with the outcome.
     pub async fn call(
         &self,
         code: &PluginCode,
@@ -242,8 +255,12 @@ impl Runtime {
         tool: &str,
         arguments: &str,
         cancel: &CancellationToken,
+        progress: Option<ProgressSink>,
     ) -> (Result<ToolOutput, CallError>, GuestUsage) {
-        let (mut store, stderr) = self.new_store(code);
+        let (mut store, stderr) = match self.new_store(code, progress) {
+            Ok(store) => store,
+            Err(e) => return (Err(e), GuestUsage::default()),
+        };
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
             plugin
@@ -273,19 +290,34 @@ impl Runtime {
         (checked, usage)
     }
 
-    fn new_store(&self, code: &PluginCode) -> (Store<CallState>, MemoryOutputPipe) {
+    /// A store for one call into `code`, with the plugin's grants.
+    fn new_store(
+        &self,
+        code: &PluginCode,
+        progress: Option<ProgressSink>,
+    ) -> Result<(Store<CallState>, MemoryOutputPipe), CallError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let level = &code.level;
-        let mut state = CallState::new(
-            code.name.clone(),
-            stderr.clone(),
-            level.memory_bytes,
-            level.handles,
-        );
-        if code.kv
-            && let Some(kv) = &self.kv
+        let grants = &code.grants;
+        let wasi = wasi_ctx(grants, stderr.clone()).map_err(CallError::Host)?;
+        let mut state = CallState::new(code.name.clone(), wasi, level.memory_bytes, level.handles);
+        if grants.has(Capability::Log) {
+            state = state.with_log();
+        }
+        if grants.has(Capability::Kv)
+            && let Some(kv) = &self.stores.kv
         {
             state = state.with_kv(kv.scoped(&code.name, level.kv_bytes));
+        }
+        if grants.has(Capability::Blobs)
+            && let Some(blobs) = &self.stores.blobs
+        {
+            state = state.with_blobs(blobs.scoped(&code.name, level.blob_bytes));
+        }
+        if grants.has(Capability::Progress)
+            && let Some(sink) = progress
+        {
+            state = state.with_progress(sink);
         }
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -294,7 +326,7 @@ impl Runtime {
         // Yield to the executor on every epoch tick, so that the deadline and
         // cancellation below can stop a guest that never calls the host.
         store.epoch_deadline_async_yield_and_update(1);
-        (store, stderr)
+        Ok((store, stderr))
     }
 
     /// Runs `guest` when a call slot is free, until it finishes, the deadline

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::process::Command;
 
 /// The directory holding each test plugin as `<name>/{plugin.toml, <name>.wasm}`.
@@ -70,20 +70,34 @@ impl TempHost {
 /// An MCP client session with a `toolmesh serve` child process.
 pub type Client = RunningService<RoleClient, ()>;
 
+/// The command `binary <args> serve`.
+pub fn serve_command(binary: &Path, args: &[String]) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).arg("serve");
+    cmd
+}
+
 /// Starts `binary serve` with `args` and connects rmcp's client to it over
 /// stdio (initialize included). The server's log goes to the test's stderr.
 pub async fn connect(binary: &Path, args: &[String]) -> anyhow::Result<Client> {
-    let mut cmd = Command::new(binary);
-    cmd.args(args).arg("serve");
+    connect_command((), serve_command(binary, args)).await
+}
+
+/// Starts `cmd` (a `toolmesh ... serve` command) and connects rmcp's client
+/// to it with `handler` receiving the server's notifications.
+pub async fn connect_command<H: ClientHandler>(
+    handler: H,
+    cmd: Command,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::inherit())
         .spawn()?;
-    Ok(().serve(transport).await?)
+    Ok(handler.serve(transport).await?)
 }
 
 /// Calls `tool` with `arguments` (a JSON object).
-pub async fn call(
-    client: &Client,
+pub async fn call<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
     tool: &str,
     arguments: serde_json::Value,
 ) -> anyhow::Result<CallToolResult> {

@@ -138,6 +138,130 @@ fn kv_get(args: Key) -> Result<String, ToolError> {
     ))
 }
 
+/// How deep to recurse.
+#[derive(Deserialize, JsonSchema)]
+pub struct Depth {
+    /// Frames.
+    pub depth: u64,
+}
+
+#[inline(never)]
+fn dive(depth: u64, parent: &mut [u8; 256]) -> u64 {
+    // A frame with an address-taken local, so both the wasm stack and the
+    // shadow stack in linear memory grow with every level.
+    let mut local = [0u8; 256];
+    local[0] = parent[0].wrapping_add(1);
+    if depth == 0 {
+        return u64::from(local[0]);
+    }
+    let below = dive(depth - 1, std::hint::black_box(&mut local));
+    below + u64::from(std::hint::black_box(&local)[1])
+}
+
+fn recurse(args: Depth) -> Result<String, ToolError> {
+    let mut root = [0u8; 256];
+    Ok(format!("reached {}", dive(args.depth, &mut root)))
+}
+
+/// A path in the guest's file system.
+#[derive(Deserialize, JsonSchema)]
+pub struct FilePath {
+    /// The path.
+    pub path: String,
+}
+
+fn read_file(args: FilePath) -> Result<String, ToolError> {
+    std::fs::read_to_string(&args.path)
+        .map_err(|e| ToolError::failed(format!("cannot read {}: {e}", args.path)))
+}
+
+/// A path and text to write there.
+#[derive(Deserialize, JsonSchema)]
+pub struct FileWrite {
+    /// The path.
+    pub path: String,
+    /// What to write.
+    pub text: String,
+}
+
+fn write_file(args: FileWrite) -> Result<String, ToolError> {
+    std::fs::write(&args.path, &args.text)
+        .map_err(|e| ToolError::failed(format!("cannot write {}: {e}", args.path)))?;
+    Ok(format!("wrote {} bytes", args.text.len()))
+}
+
+/// An environment variable's name.
+#[derive(Deserialize, JsonSchema)]
+pub struct EnvName {
+    /// The name.
+    pub name: String,
+}
+
+fn env(args: EnvName) -> Result<String, ToolError> {
+    Ok(std::env::var(&args.name).unwrap_or_else(|_| "(unset)".to_owned()))
+}
+
+fn env_count(_: Nothing) -> Result<String, ToolError> {
+    Ok(std::env::vars().count().to_string())
+}
+
+/// Text to store as a blob.
+#[derive(Deserialize, JsonSchema)]
+pub struct Text {
+    /// The text.
+    pub text: String,
+}
+
+fn blob_put(args: Text) -> Result<String, ToolError> {
+    Ok(toolmesh_sdk::blobs::put(args.text.as_bytes())?)
+}
+
+/// A blob hash.
+#[derive(Deserialize, JsonSchema)]
+pub struct Hash {
+    /// `blake3:<hex>`.
+    pub hash: String,
+}
+
+fn blob_get(args: Hash) -> Result<String, ToolError> {
+    let blob = toolmesh_sdk::blobs::get(&args.hash)?;
+    Ok(blob.map_or_else(
+        || "(absent)".to_owned(),
+        |b| String::from_utf8_lossy(&b).into_owned(),
+    ))
+}
+
+fn blob_fill(args: Size) -> Result<String, ToolError> {
+    // Distinct 1 MiB blobs until the blob quota refuses one.
+    for i in 0..args.mib {
+        let mut block = vec![0u8; 1 << 20];
+        block[..4].copy_from_slice(&i.to_le_bytes());
+        toolmesh_sdk::blobs::put(&block)?;
+    }
+    Ok(format!("stored {} MiB", args.mib))
+}
+
+/// Steps of work with a pause between.
+#[derive(Deserialize, JsonSchema)]
+pub struct Steps {
+    /// How many steps.
+    pub steps: u32,
+    /// Milliseconds per step.
+    pub ms: u64,
+}
+
+fn progress(args: Steps) -> Result<String, ToolError> {
+    for step in 1..=args.steps {
+        std::thread::sleep(std::time::Duration::from_millis(args.ms));
+        toolmesh_sdk::progress::report(
+            f64::from(step),
+            Some(f64::from(args.steps)),
+            Some(&format!("step {step}")),
+        );
+    }
+    Ok(format!("did {} steps", args.steps))
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -175,6 +299,35 @@ pub fn plugin() -> Plugin {
             kv_incr,
         ))
         .tool(Tool::new("kv_get", "Reads a kv value as text.", kv_get))
+        .tool(Tool::new(
+            "recurse",
+            "Recurses `depth` frames deep.",
+            recurse,
+        ))
+        .tool(Tool::new("read_file", "Reads a file as text.", read_file))
+        .tool(Tool::new(
+            "write_file",
+            "Writes text to a file.",
+            write_file,
+        ))
+        .tool(Tool::new("env", "Reads an environment variable.", env))
+        .tool(Tool::new(
+            "env_count",
+            "Counts the environment variables it sees.",
+            env_count,
+        ))
+        .tool(Tool::new("blob_put", "Stores text as a blob.", blob_put))
+        .tool(Tool::new("blob_get", "Reads a blob as text.", blob_get))
+        .tool(Tool::new(
+            "blob_fill",
+            "Stores `mib` distinct 1 MiB blobs.",
+            blob_fill,
+        ))
+        .tool(Tool::new(
+            "progress",
+            "Reports progress for `steps` steps of `ms` ms.",
+            progress,
+        ))
         .tool(Tool::new(
             "handles",
             "Opens `count` stream handles and keeps them.",

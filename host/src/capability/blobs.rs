@@ -1,0 +1,315 @@
+//! The `blobs` capability: a content-addressed store shared by every plugin
+//! on the host. A blob is an immutable byte string named by its BLAKE3 hash
+//! and kept as one file, `<dir>/<first 2 hex digits>/<64 hex digits>`, written
+//! to a temporary file, synced and renamed into place, so a reader never
+//! sees half a blob. Every read is verified against the name: a file changed
+//! on disk is reported and removed, never handed out.
+//!
+//! Each plugin's stored bytes are accounted in `<dir>/index.redb` (which
+//! plugin stored which hash, and its total), checked against the plugin's
+//! `blob_bytes` quota in the same transaction that records a new blob.
+//! Storing a blob the plugin already stored costs nothing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::content_hash::ContentHash;
+use crate::runtime::bindings::BlobError;
+
+/// Which plugin stored which blob: `<plugin>\0<hex>` → size.
+const OWNERS: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:blob-owners");
+/// Bytes stored per plugin.
+const USAGE: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:blob-usage");
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobStoreError {
+    /// A file system operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What the store was doing.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("blob index: {0}")]
+    Index(#[from] redb::Error),
+    /// A stored file does not match its name (it was changed on disk).
+    #[error("blob {0} was corrupt on disk and has been removed")]
+    Corrupt(ContentHash),
+}
+
+impl BlobStoreError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+fn index_error(e: impl Into<redb::Error>) -> BlobStoreError {
+    BlobStoreError::Index(e.into())
+}
+
+/// The host's blob store.
+pub struct BlobStore {
+    dir: PathBuf,
+    index: Database,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, BlobStoreError> {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(BlobStoreError::io("create", &tmp))?;
+        let index = Database::create(dir.join("index.redb")).map_err(index_error)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            index,
+        })
+    }
+
+    /// The file that holds (or would hold) blob `hash`.
+    pub fn path_of(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the store has blob `hash`.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    /// The size of blob `hash`, if the store has it.
+    pub fn size(&self, hash: &ContentHash) -> Result<Option<u64>, BlobStoreError> {
+        let path = self.path_of(hash);
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobStoreError::io("stat", &path)(e)),
+        }
+    }
+
+    /// Blob `hash`, verified, if the store has it.
+    pub fn get(&self, hash: &ContentHash) -> Result<Option<Vec<u8>>, BlobStoreError> {
+        let path = self.path_of(hash);
+        let data = match std::fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BlobStoreError::io("read", &path)(e)),
+        };
+        if ContentHash::of(&data) != *hash {
+            let _ = std::fs::remove_file(&path);
+            tracing::error!(%hash, path = %path.display(), "corrupt blob removed");
+            return Err(BlobStoreError::Corrupt(*hash));
+        }
+        Ok(Some(data))
+    }
+
+    /// Stores `data` (no quota: for the host's own use) and returns its hash.
+    pub fn put(&self, data: &[u8]) -> Result<ContentHash, BlobStoreError> {
+        let hash = ContentHash::of(data);
+        self.write_file(&hash, data)?;
+        Ok(hash)
+    }
+
+    /// Writes the file of `hash` unless it is there already.
+    fn write_file(&self, hash: &ContentHash, data: &[u8]) -> Result<(), BlobStoreError> {
+        let path = self.path_of(hash);
+        if path.is_file() {
+            return Ok(());
+        }
+        let tmp_dir = self.dir.join("tmp");
+        let mut file = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(BlobStoreError::io("create a file in", &tmp_dir))?;
+        file.write_all(data)
+            .and_then(|()| file.as_file().sync_data())
+            .map_err(BlobStoreError::io("write", file.path()))?;
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(BlobStoreError::io("create", parent))?;
+        file.persist(&path)
+            .map_err(|e| BlobStoreError::io("rename into", &path)(e.error))?;
+        Ok(())
+    }
+
+    /// Plugin `plugin`'s view of the store, limited to `quota_bytes` stored.
+    pub fn scoped(self: &Arc<Self>, plugin: &str, quota_bytes: u64) -> PluginBlobs {
+        PluginBlobs {
+            store: self.clone(),
+            plugin: plugin.to_owned(),
+            quota_bytes,
+        }
+    }
+
+    /// The bytes plugin `plugin` has stored.
+    pub fn usage(&self, plugin: &str) -> Result<u64, BlobStoreError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let table = match txn.open_table(USAGE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(index_error(e)),
+        };
+        Ok(table
+            .get(plugin)
+            .map_err(index_error)?
+            .map_or(0, |v| v.value()))
+    }
+}
+
+/// One plugin's view of the blob store.
+pub struct PluginBlobs {
+    store: Arc<BlobStore>,
+    plugin: String,
+    quota_bytes: u64,
+}
+
+fn parse_hash(hash: &str) -> Result<ContentHash, BlobError> {
+    hash.parse().map_err(BlobError::InvalidHash)
+}
+
+impl From<BlobStoreError> for BlobError {
+    fn from(e: BlobStoreError) -> Self {
+        BlobError::Storage(e.to_string())
+    }
+}
+
+impl PluginBlobs {
+    /// Stores `data` under the plugin's quota and returns its hash.
+    pub fn put(&self, data: &[u8]) -> Result<ContentHash, BlobError> {
+        let hash = ContentHash::of(data);
+        let owner_key = format!("{}\0{}", self.plugin, hash.to_hex());
+        let txn = self.store.index.begin_write().map_err(index_error)?;
+        {
+            let mut owners = txn.open_table(OWNERS).map_err(index_error)?;
+            if owners
+                .get(owner_key.as_str())
+                .map_err(index_error)?
+                .is_some()
+            {
+                // Already paid for; rewrite the file if it went missing.
+                self.store.write_file(&hash, data)?;
+                return Ok(hash);
+            }
+            let mut usage = txn.open_table(USAGE).map_err(index_error)?;
+            let used = usage
+                .get(self.plugin.as_str())
+                .map_err(index_error)?
+                .map_or(0, |v| v.value());
+            let size = data.len() as u64;
+            let after = used + size;
+            if after > self.quota_bytes {
+                return Err(BlobError::QuotaExceeded(format!(
+                    "blob quota exceeded: storing {size} more bytes would use {after}; the \
+                     plugin's level allows {}",
+                    self.quota_bytes
+                )));
+            }
+            // Charged and written under the same write transaction: a put that
+            // fails to write charges nothing.
+            self.store.write_file(&hash, data)?;
+            owners
+                .insert(owner_key.as_str(), size)
+                .map_err(index_error)?;
+            usage
+                .insert(self.plugin.as_str(), after)
+                .map_err(index_error)?;
+        }
+        txn.commit().map_err(index_error)?;
+        Ok(hash)
+    }
+
+    /// Blob `hash` (text form), verified, if the store has it.
+    pub fn get(&self, hash: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        Ok(self.store.get(&parse_hash(hash)?)?)
+    }
+
+    /// The size of blob `hash` (text form), if the store has it.
+    pub fn stat(&self, hash: &str) -> Result<Option<u64>, BlobError> {
+        Ok(self.store.size(&parse_hash(hash)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Arc<BlobStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(BlobStore::open(dir.path()).unwrap());
+        (dir, store)
+    }
+
+    #[test]
+    fn put_get_stat_round_trip_and_survive_reopening() {
+        let (dir, store) = store();
+        let blobs = store.scoped("a", 1 << 20);
+        let hash = blobs.put(b"weights").unwrap();
+        assert_eq!(hash, ContentHash::of(b"weights"));
+        let text = hash.to_string();
+        assert_eq!(blobs.get(&text).unwrap().as_deref(), Some(&b"weights"[..]));
+        assert_eq!(blobs.stat(&text).unwrap(), Some(7));
+        let other = store.scoped("b", 1 << 20);
+        assert_eq!(
+            other.get(&text).unwrap().as_deref(),
+            Some(&b"weights"[..]),
+            "blobs are shared by hash"
+        );
+        drop((blobs, other, store));
+        let reopened = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.get(&hash).unwrap().as_deref(),
+            Some(&b"weights"[..])
+        );
+        assert_eq!(reopened.usage("a").unwrap(), 7);
+    }
+
+    #[test]
+    fn the_quota_counts_each_blob_once_per_plugin() {
+        let (_dir, store) = store();
+        let blobs = store.scoped("a", 10);
+        blobs.put(&[1; 8]).unwrap();
+        blobs.put(&[1; 8]).unwrap();
+        let err = blobs.put(&[2; 8]).unwrap_err();
+        assert!(
+            matches!(&err, BlobError::QuotaExceeded(m) if m.contains("would use 16") && m.contains("allows 10")),
+            "{err:?}"
+        );
+        assert!(
+            !store.contains(&ContentHash::of(&[2; 8])),
+            "refused puts write nothing"
+        );
+        assert_eq!(store.usage("a").unwrap(), 8);
+        // Another plugin storing the same bytes pays for them itself.
+        store.scoped("b", 10).put(&[1; 8]).unwrap();
+        assert_eq!(store.usage("b").unwrap(), 8);
+    }
+
+    #[test]
+    fn bad_hashes_and_corrupt_files_are_errors() {
+        let (_dir, store) = store();
+        let blobs = store.scoped("a", 1 << 20);
+        assert!(matches!(
+            blobs.get("sha256:00"),
+            Err(BlobError::InvalidHash(_))
+        ));
+        let missing = ContentHash::of(b"missing").to_string();
+        assert_eq!(blobs.get(&missing).unwrap(), None);
+        let hash = blobs.put(b"original").unwrap();
+        std::fs::write(store.path_of(&hash), b"tampered").unwrap();
+        let err = blobs.get(&hash.to_string()).unwrap_err();
+        assert!(
+            matches!(&err, BlobError::Storage(m) if m.contains("corrupt")),
+            "{err:?}"
+        );
+        assert!(!store.contains(&hash), "the corrupt file is removed");
+    }
+}
