@@ -416,3 +416,78 @@ async fn kv_is_atomic_isolated_durable_and_quota_limited() -> anyhow::Result<()>
     client.cancel().await?;
     Ok(())
 }
+
+/// `toolmesh stats` shows a running host's usage from another process, and
+/// the final figures after it stops.
+#[tokio::test]
+async fn stats_reads_a_running_hosts_usage_from_the_data_dir() -> anyhow::Result<()> {
+    let (host, client) = start(None).await?;
+    let stats = || -> anyhow::Result<(bool, String)> {
+        let output = std::process::Command::new(BIN)
+            .args(host.args())
+            .args(["stats"])
+            .output()?;
+        Ok((
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        ))
+    };
+    let fresh = TempHost::new()?;
+    let output = std::process::Command::new(BIN)
+        .args(fresh.args())
+        .args(["stats"])
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && text.contains("no usage snapshot"),
+        "{text}"
+    );
+
+    for name in ["a", "b", "c"] {
+        call(&client, "hello__greet", json!({ "name": name })).await?;
+    }
+    let greet_row = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("hello__greet"))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_owned())
+    };
+    // The snapshot is rewritten about once a second while calls happen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (ok, text) = stats()?;
+        if ok && greet_row(&text).as_deref() == Some("3") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot with 3 calls:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(text.contains("(running)"), "{text}");
+
+    call(&client, "hello__greet", json!({"name": "d"})).await?;
+    client.cancel().await?;
+    // The host writes a last snapshot as it stops.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = stats()?;
+        if text.contains("(not running)") {
+            assert_eq!(greet_row(&text).as_deref(), Some("4"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the host did not stop:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let json = std::process::Command::new(BIN)
+        .args(host.args())
+        .args(["stats", "--json"])
+        .output()?;
+    let snapshot: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert!(snapshot["report"]["plugins"].is_array(), "{snapshot}");
+    Ok(())
+}

@@ -14,6 +14,7 @@
 //! - [`runtime`] holds the engine, linker, compile cache, one store per call.
 //! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
 //! - [`mcp`] holds the tool-call semantics and the rmcp server.
+//! - [`stats`] keeps a running host's usage in its data directory.
 //! - [`usage`] records what each call consumed and aggregates it.
 //! - [`host`] wires it all together from a configuration.
 
@@ -25,4 +26,5 @@ pub mod level;
 pub mod mcp;
 pub mod plugin;
 pub mod runtime;
+pub mod stats;
 pub mod usage;

@@ -48,6 +48,13 @@ enum Command {
     /// Manage installed plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Show the usage figures of the host serving from this data directory
+    /// (or the last one that did): calls, errors, latency, fuel, memory.
+    Stats {
+        /// Print the snapshot as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one tool locally, without MCP, and print its result as MCP JSON.
     ///
     /// Exit status: 0 on success, 1 when the tool returned an error result,
@@ -138,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             install_plugin(&config, &path, force).await
         }
         Command::Call { tool, arguments } => call(&config, &tool, &arguments).await,
+        Command::Stats { json } => stats(&config, json),
     }
 }
 
@@ -155,7 +163,31 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         refused = host.failures.len(),
         "serving MCP on stdio"
     );
-    McpServer::new(host.tools).serve_stdio().await?;
+    let snapshot_path = config.data_dir().join(toolmesh::stats::FILE);
+    let snapshots = tokio::spawn(toolmesh::stats::keep_written(
+        host.tools.clone(),
+        snapshot_path.clone(),
+    ));
+    let served = McpServer::new(host.tools.clone()).serve_stdio().await;
+    snapshots.abort();
+    if let Err(e) = toolmesh::stats::write(&host.tools, &snapshot_path) {
+        tracing::warn!(path = %snapshot_path.display(), "cannot write the usage snapshot: {e}");
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let path = config.data_dir().join(toolmesh::stats::FILE);
+    let snapshot = toolmesh::stats::read(&path)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &snapshot)?;
+        writeln!(out)?;
+    } else {
+        let running = toolmesh::stats::is_running(snapshot.pid);
+        write!(out, "{}", toolmesh::stats::render(&snapshot, running))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

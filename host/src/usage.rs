@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A result.
@@ -87,7 +87,7 @@ struct Aggregate {
 }
 
 /// A tool's aggregates at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolUsageSummary {
     /// Calls recorded.
     pub calls: u64,
@@ -109,7 +109,7 @@ pub struct ToolUsageSummary {
 }
 
 /// Latency percentiles, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -157,6 +157,15 @@ impl ToolUsage {
         a.max_latency_us = a.max_latency_us.max(micros);
     }
 
+    /// Calls recorded so far.
+    pub fn calls(&self) -> u64 {
+        let a = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        a.outcomes.iter().sum()
+    }
+
     /// The aggregates now.
     pub fn summary(&self) -> ToolUsageSummary {
         let a = match self.inner.lock() {
@@ -193,7 +202,7 @@ impl ToolUsage {
 }
 
 /// The host process, as sysinfo sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSummary {
     /// Resident memory, in bytes.
     pub rss_bytes: u64,

@@ -4,4 +4,4 @@ pub mod server;
 pub mod tools;
 
 pub use server::McpServer;
-pub use tools::{CallMeta, ToolHost, UnknownTool};
+pub use tools::{CallMeta, PluginUsage, ToolHost, UnknownTool, UsageReport};

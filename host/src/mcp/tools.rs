@@ -154,6 +154,15 @@ impl ToolHost {
         Ok(result)
     }
 
+    /// Calls recorded so far, over every tool.
+    pub fn total_calls(&self) -> u64 {
+        self.registry
+            .snapshot()
+            .tools()
+            .map(|t| t.usage.calls())
+            .sum()
+    }
+
     /// Usage aggregates of every plugin and tool, and the host process.
     pub fn usage_report(&self) -> UsageReport {
         let snapshot = self.registry.snapshot();
@@ -177,7 +186,7 @@ impl ToolHost {
 }
 
 /// Usage aggregates, as served by the `toolmesh://usage` resource.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UsageReport {
     /// The host process (absent where sysinfo cannot read it).
     pub process: Option<ProcessSummary>,
@@ -186,7 +195,7 @@ pub struct UsageReport {
 }
 
 /// One plugin's usage.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PluginUsage {
     /// The plugin.
     pub plugin: String,
