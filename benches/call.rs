@@ -141,5 +141,85 @@ fn bench_fuel(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_call, bench_fuel);
+/// The per-call cost of each capability's setup: the same trivial call
+/// (`hostile__noop`) into copies of the hostile plugin whose levels grant one
+/// capability each (the plugin asks for all of them).
+fn bench_capabilities(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let grants: [(&str, &str); 7] = [
+        ("none", ""),
+        ("log", "\"log\""),
+        ("kv", "\"kv\""),
+        ("blobs", "\"blobs\""),
+        ("progress", "\"progress\""),
+        ("fs", "\"fs-read\", \"fs-write\""),
+        ("env", "\"env\""),
+    ];
+    let host_dir = toolmesh_test_support::TempHost::new().expect("temp host");
+    let mut config_text = String::new();
+    for (name, capabilities) in grants {
+        let plugin = format!("cap-{name}");
+        let dir = host_dir
+            .add_plugin(&toolmesh_test_support::test_plugin("hostile"), &plugin)
+            .expect("hostile plugin");
+        let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
+            .expect("manifest")
+            .replace("name = \"hostile\"", &format!("name = \"{plugin}\""))
+            .replace("level = \"untrusted\"", &format!("level = \"{plugin}\""));
+        std::fs::write(dir.join("plugin.toml"), manifest).expect("manifest");
+        config_text.push_str(&format!(
+            "[levels.{plugin}]\ncapabilities = [{capabilities}]\n"
+        ));
+    }
+    // SAFETY: set before any thread of this benchmark reads the environment.
+    unsafe { std::env::set_var("TOOLMESH_TEST_GRANTED", "x") };
+    let mut config: Config = toml::from_str(&config_text).expect("config");
+    config.data_dir = Some(host_dir.data_dir());
+    config.plugins_dir = Some(host_dir.plugins_dir());
+    config.bundled_plugins = false;
+    let host = rt.block_on(Host::start(&config)).expect("host");
+    let runtime = Arc::clone(&host.runtime);
+    let cancel = CancellationToken::new();
+    let ctx = call_context("bench".into(), None);
+    let snapshot = host.tools.registry().snapshot();
+    // The sink a progress-granted call gets (noop never reports; the receiver
+    // stays open so the sink is live).
+    let (sink, _reports) = toolmesh::capability::progress::channel();
+    let mut group = c.benchmark_group("capability_setup");
+    for (name, _) in grants {
+        let (plugin, _) = snapshot
+            .resolve(&format!("cap-{name}__noop"))
+            .expect("noop");
+        let code = plugin.code.clone();
+        // The plugin asks for 7 things (4 imports, 2 directories, 1 variable);
+        // each level grants exactly the ones under test.
+        let granted = match name {
+            "none" => 0,
+            "fs" => 2,
+            _ => 1,
+        };
+        assert_eq!(
+            7 - code.grants().refused.len(),
+            granted,
+            "{name}: {:?}",
+            code.grants().refused
+        );
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let progress = (name == "progress").then(|| sink.clone());
+                runtime
+                    .call(&code, &ctx, "noop", "{}", &cancel, progress)
+                    .await
+                    .0
+                    .expect("noop")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_call, bench_fuel, bench_capabilities);
 criterion_main!(benches);

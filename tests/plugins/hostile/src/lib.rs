@@ -262,6 +262,10 @@ fn progress(args: Steps) -> Result<String, ToolError> {
     Ok(format!("did {} steps", args.steps))
 }
 
+fn noop(_: Nothing) -> Result<String, ToolError> {
+    Ok("ok".into())
+}
+
 fn spin(_: Nothing) -> Result<String, ToolError> {
     // An infinite loop the optimiser cannot remove: only an interrupt ends it.
     let mut x: u64 = 0;
@@ -281,6 +285,7 @@ fn deny(_: Nothing) -> Result<String, ToolError> {
 /// The plugin's tools.
 pub fn plugin() -> Plugin {
     Plugin::new()
+        .tool(Tool::new("noop", "Does nothing.", noop))
         .tool(Tool::new("spin", "Loops forever.", spin))
         .tool(Tool::new("panic", "Panics with the given message.", panic))
         .tool(Tool::new("deny", "Refuses with a denial.", deny))
