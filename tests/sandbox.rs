@@ -92,7 +92,7 @@ enum Expect {
     Text(&'static str),
 }
 
-fn cases(secret: &Path) -> Vec<Case> {
+fn cases(secret: &Path, listening: std::net::SocketAddr) -> Vec<Case> {
     use Expect::*;
     let case = |tool, arguments, expect| Case {
         tool,
@@ -166,6 +166,11 @@ fn cases(secret: &Path) -> Vec<Case> {
             Error("cannot write /data/planted.txt"),
         ),
         case(
+            "hostile__connect",
+            json!({"address": listening.to_string()}),
+            Error("Permission denied"),
+        ),
+        case(
             "hostile__kv_fill",
             json!({"mib": 8}),
             Error("kv quota exceeded"),
@@ -179,13 +184,16 @@ fn cases(secret: &Path) -> Vec<Case> {
 }
 
 /// The number of hostile behaviours the suite tries (quoted in the README).
-const HOSTILE_BEHAVIOURS: usize = 15;
+const HOSTILE_BEHAVIOURS: usize = 16;
 
 #[tokio::test]
 async fn every_hostile_behaviour_is_contained() -> anyhow::Result<()> {
     let layout = layout(CONFIG)?;
     let client = start(&layout, ()).await?;
-    let cases = cases(&layout.secret);
+    // A listener the plugin tries to reach: it must never see a connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let cases = cases(&layout.secret, listener.local_addr()?);
     assert_eq!(cases.len(), HOSTILE_BEHAVIOURS);
     for case in &cases {
         let started = Instant::now();
@@ -216,6 +224,7 @@ async fn every_hostile_behaviour_is_contained() -> anyhow::Result<()> {
             .exists(),
         "a read-only preopen was written"
     );
+    assert!(listener.accept().is_err(), "the plugin reached the network");
 
     // The host's own measure of the deadline: at most two 10 ms epoch ticks
     // past the limit (plus a little for the timer itself).

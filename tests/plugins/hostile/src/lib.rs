@@ -262,6 +262,19 @@ fn progress(args: Steps) -> Result<String, ToolError> {
     Ok(format!("did {} steps", args.steps))
 }
 
+/// A network address.
+#[derive(Deserialize, JsonSchema)]
+pub struct Address {
+    /// `host:port`.
+    pub address: String,
+}
+
+fn connect(args: Address) -> Result<String, ToolError> {
+    std::net::TcpStream::connect(&args.address)
+        .map(|_| format!("connected to {}", args.address))
+        .map_err(|e| ToolError::failed(format!("cannot connect to {}: {e}", args.address)))
+}
+
 fn noop(_: Nothing) -> Result<String, ToolError> {
     Ok("ok".into())
 }
@@ -286,6 +299,7 @@ fn deny(_: Nothing) -> Result<String, ToolError> {
 pub fn plugin() -> Plugin {
     Plugin::new()
         .tool(Tool::new("noop", "Does nothing.", noop))
+        .tool(Tool::new("connect", "Opens a TCP connection.", connect))
         .tool(Tool::new("spin", "Loops forever.", spin))
         .tool(Tool::new("panic", "Panics with the given message.", panic))
         .tool(Tool::new("deny", "Refuses with a denial.", deny))
