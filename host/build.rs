@@ -13,10 +13,24 @@ use std::path::PathBuf;
 use wasm_plugins::PluginCrate;
 
 /// The plugins every host serves unless told not to.
-const BUNDLED: &[PluginCrate] = &[PluginCrate {
-    package: "hello",
-    dir: "examples/hello",
-}];
+const BUNDLED: &[PluginCrate] = &[
+    PluginCrate {
+        package: "hello",
+        dir: "examples/hello",
+    },
+    PluginCrate {
+        package: "permission",
+        dir: "plugins/permission",
+    },
+    PluginCrate {
+        package: "discovery",
+        dir: "plugins/discovery",
+    },
+    PluginCrate {
+        package: "budget",
+        dir: "plugins/budget",
+    },
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=../build-support");

@@ -55,6 +55,12 @@ pub struct Config {
     /// Security levels: overrides of the built-in levels' quotas, and new
     /// levels (see [`crate::level`]).
     pub levels: BTreeMap<String, LevelOverrides>,
+    /// Per-plugin settings, by plugin name.
+    pub plugins: BTreeMap<String, PluginSettings>,
+    /// Which tools need a permission grant, and who validates grants.
+    pub permissions: PermissionsConfig,
+    /// Charging calls to the caller's budget.
+    pub metering: MeteringConfig,
 }
 
 impl Default for Config {
@@ -65,6 +71,67 @@ impl Default for Config {
             bundled_plugins: true,
             runtime: RuntimeConfig::default(),
             levels: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+            permissions: PermissionsConfig::default(),
+            metering: MeteringConfig::default(),
+        }
+    }
+}
+
+/// `[plugins.<name>]`: settings of one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// `[plugins.<name>.config]`: handed to the plugin as JSON through the
+    /// `config` interface.
+    pub config: toml::Table,
+}
+
+/// `[permissions]`: tools that need a grant, on top of those whose manifest
+/// says so.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsConfig {
+    /// The plugin whose `validate` tool checks grant tokens.
+    pub plugin: String,
+    /// Qualified tool name → the resource type a grant must be for.
+    pub requires: BTreeMap<String, String>,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        Self {
+            plugin: "permission".into(),
+            requires: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[metering]`: charge each call to the caller's budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeteringConfig {
+    /// Whether calls are charged. Off by default.
+    pub enabled: bool,
+    /// The plugin that keeps budgets.
+    pub plugin: String,
+    /// Fixed prices per call, by qualified tool name, in budget units.
+    pub prices: BTreeMap<String, u64>,
+    /// For tools without a price: fuel units per budget unit charged
+    /// (rounded up).
+    pub fuel_per_unit: u64,
+    /// Plugins whose calls are never charged.
+    pub exempt: Vec<String>,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            plugin: "budget".into(),
+            prices: BTreeMap::new(),
+            fuel_per_unit: 1_000_000,
+            exempt: vec!["budget".into(), "permission".into(), "discovery".into()],
         }
     }
 }
@@ -135,6 +202,9 @@ impl Config {
             ));
         }
         Levels::new(&self.levels)?;
+        if self.metering.fuel_per_unit == 0 {
+            return Err("metering.fuel_per_unit must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -144,6 +214,18 @@ impl Config {
             path: PathBuf::new(),
             reason,
         })
+    }
+
+    /// Each plugin's configuration as JSON text, by plugin name.
+    pub fn plugin_configs(&self) -> BTreeMap<String, String> {
+        self.plugins
+            .iter()
+            .map(|(name, settings)| {
+                let json =
+                    serde_json::to_string(&settings.config).unwrap_or_else(|_| "{}".to_owned());
+                (name.clone(), json)
+            })
+            .collect()
     }
 
     /// The data directory in force.

@@ -25,12 +25,15 @@ impl Host {
     /// Starts the runtime and loads the plugins of `config`. Broken plugins
     /// are logged and skipped.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
-        let runtime = Arc::new(Runtime::new(
-            &config.runtime,
-            config.levels()?,
-            config.compile_cache_dir(),
-            open_stores(config),
-        )?);
+        let runtime = Arc::new(
+            Runtime::new(
+                &config.runtime,
+                config.levels()?,
+                config.compile_cache_dir(),
+                open_stores(config),
+            )?
+            .with_plugin_configs(config.plugin_configs()),
+        );
         let set = PluginSet {
             bundled: config.bundled_plugins,
             dir: Some(config.plugins_dir()).filter(|d| d.exists() || config.plugins_dir.is_some()),

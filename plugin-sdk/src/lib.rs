@@ -114,6 +114,7 @@
 extern crate self as toolmesh_sdk;
 
 pub mod blobs;
+pub mod config;
 pub mod kv;
 mod output;
 pub mod progress;
@@ -141,6 +142,14 @@ pub mod bindings {
 #[doc(hidden)]
 pub mod __private {
     pub use wit_bindgen;
+}
+
+/// The wall-clock time, in milliseconds since the Unix epoch (the host's
+/// clock, through WASI).
+pub fn unix_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How much a log record matters.

@@ -196,7 +196,8 @@ async fn load(
     }
     let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
     for spec in specs {
-        let tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
+        let mut tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
+        tool.requires = manifest.requires.get(&tool.name).cloned();
         if tools.iter().any(|t| t.name == tool.name) {
             return Err(LoadError::Tool(format!(
                 "tool `{}` is listed twice",
@@ -204,6 +205,22 @@ async fn load(
             )));
         }
         tools.push(Arc::new(tool));
+    }
+    let has_tool = |name: &str| tools.iter().any(|t| t.name == name);
+    for tool in manifest.requires.keys() {
+        if !has_tool(tool) {
+            return Err(LoadError::Manifest(format!(
+                "`[tools.{tool}]` names a tool the plugin does not have"
+            )));
+        }
+    }
+    for resource in &manifest.resources {
+        if !has_tool(&resource.tool) {
+            return Err(LoadError::Manifest(format!(
+                "resource `{}` is served by tool `{}`, which the plugin does not have",
+                resource.name, resource.tool
+            )));
+        }
     }
     Ok(LoadedPlugin {
         manifest,
@@ -276,7 +293,8 @@ fn check_interfaces(
         let Some((interface, _)) = split_toolmesh_name(name)? else {
             continue;
         };
-        if interface == "types" {
+        // Types and the operator's configuration are there for every plugin.
+        if matches!(interface, "types" | "config") {
             continue;
         }
         let Some(needed) = Capability::of_interface(interface) else {

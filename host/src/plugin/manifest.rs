@@ -52,6 +52,22 @@ pub struct Manifest {
     pub fs: Vec<FsRequest>,
     /// The host environment variables it asks to read.
     pub env: Vec<String>,
+    /// MCP resources it serves, each backed by one of its tools.
+    pub resources: Vec<ResourceDecl>,
+    /// Tools that need a permission grant: tool name → resource type.
+    pub requires: std::collections::BTreeMap<String, String>,
+}
+
+/// An MCP resource a plugin serves: reading `toolmesh://<plugin>/<name>`
+/// calls `tool` with no arguments and returns its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDecl {
+    /// The resource's name (the URI's last part).
+    pub name: String,
+    /// The tool that produces it (a tool of this plugin).
+    pub tool: String,
+    /// What it is.
+    pub description: String,
 }
 
 /// A directory a plugin asks to see.
@@ -109,6 +125,23 @@ struct RawManifest {
     fs: Vec<RawFs>,
     #[serde(default)]
     env: Vec<String>,
+    #[serde(default)]
+    resources: std::collections::BTreeMap<String, RawResource>,
+    #[serde(default)]
+    tools: std::collections::BTreeMap<String, RawToolPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    tool: String,
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToolPolicy {
+    requires: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +197,24 @@ impl Manifest {
         capabilities.dedup();
         let fs = check_fs(raw.fs)?;
         let env = check_env(raw.env)?;
+        let mut resources = Vec::with_capacity(raw.resources.len());
+        for (name, r) in raw.resources {
+            check_simple_name("resource", &name)?;
+            check_simple_name("resource tool", &r.tool)?;
+            resources.push(ResourceDecl {
+                name,
+                tool: r.tool,
+                description: r.description,
+            });
+        }
+        let mut requires = std::collections::BTreeMap::new();
+        for (tool, policy) in raw.tools {
+            check_simple_name("tool", &tool)?;
+            if let Some(resource) = policy.requires {
+                check_simple_name("required resource type", &resource)?;
+                requires.insert(tool, resource);
+            }
+        }
         Ok(Self {
             name: raw.name,
             version,
@@ -174,7 +225,25 @@ impl Manifest {
             capabilities,
             fs,
             env,
+            resources,
+            requires,
         })
+    }
+}
+
+/// Names in manifests that end up in URIs and tool names.
+fn check_simple_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name `{name}` must be 1 to 64 characters of letters, digits, `_` and `-`"
+        ))
     }
 }
 

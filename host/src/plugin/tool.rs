@@ -51,6 +51,9 @@ pub struct Tool {
     pub input_schema: Arc<Map<String, Value>>,
     /// The structured result's JSON Schema, if any.
     pub output_schema: Option<Arc<Map<String, Value>>>,
+    /// The resource type a permission grant must be for, if calling it
+    /// needs one.
+    pub requires: Option<String>,
     /// Aggregates of its calls.
     pub usage: ToolUsage,
     input_validator: jsonschema::Validator,
@@ -103,6 +106,7 @@ impl Tool {
             },
             input_schema,
             output_schema,
+            requires: None,
             usage: ToolUsage::default(),
             input_validator,
             output_validator,

@@ -23,6 +23,12 @@ const MAX_LOG_MESSAGE: usize = 4096;
 
 impl self::toolmesh::plugin::types::Host for CallState {}
 
+impl self::toolmesh::plugin::config::Host for CallState {
+    fn get(&mut self) -> String {
+        self.config().to_owned()
+    }
+}
+
 impl self::toolmesh::plugin::kv::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         self.kv()?.get(&key)

@@ -120,6 +120,7 @@ pub struct PluginCode {
     name: Arc<str>,
     level: Arc<Level>,
     grants: Arc<Grants>,
+    config: Arc<str>,
     pre: PluginPre<CallState>,
 }
 
@@ -148,6 +149,7 @@ pub struct Runtime {
     slots: Semaphore,
     levels: Levels,
     stores: HostStores,
+    plugin_configs: std::collections::BTreeMap<String, Arc<str>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -178,6 +180,7 @@ impl Runtime {
             slots: Semaphore::new(config.max_concurrent_calls as usize),
             levels,
             stores,
+            plugin_configs: Default::default(),
             _ticker: ticker,
         })
     }
@@ -185,6 +188,19 @@ impl Runtime {
     /// The security levels calls run under.
     pub fn levels(&self) -> &Levels {
         &self.levels
+    }
+
+    /// Sets each plugin's configuration (JSON object text, by plugin name),
+    /// handed to it through the `config` interface.
+    pub fn with_plugin_configs(
+        mut self,
+        configs: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.plugin_configs = configs
+            .into_iter()
+            .map(|(name, json)| (name, Arc::from(json)))
+            .collect();
+        self
     }
 
     /// The stores behind the capabilities.
@@ -220,10 +236,16 @@ impl Runtime {
         component: &Component,
     ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
+        let config = self
+            .plugin_configs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("{}"));
         Ok(PluginCode {
             name: name.into(),
             level,
             grants: Arc::new(grants),
+            config,
             pre: PluginPre::new(pre)?,
         })
     }
@@ -300,7 +322,8 @@ impl Runtime {
         let level = &code.level;
         let grants = &code.grants;
         let wasi = wasi_ctx(grants, stderr.clone()).map_err(CallError::Host)?;
-        let mut state = CallState::new(code.name.clone(), wasi, level.memory_bytes, level.handles);
+        let mut state = CallState::new(code.name.clone(), wasi, level.memory_bytes, level.handles)
+            .with_config(code.config.clone());
         if grants.has(Capability::Log) {
             state = state.with_log();
         }

@@ -28,6 +28,7 @@ pub struct CallState {
     memory_limit: usize,
     memory_refused: Option<usize>,
     peak_memory: usize,
+    config: Arc<str>,
     log: bool,
     kv: Option<PluginKv>,
     blobs: Option<PluginBlobs>,
@@ -78,11 +79,23 @@ impl CallState {
             memory_limit,
             memory_refused: None,
             peak_memory: 0,
+            config: Arc::from("{}"),
             log: false,
             kv: None,
             blobs: None,
             progress: None,
         }
+    }
+
+    /// The operator's configuration for the plugin (JSON object text).
+    pub fn with_config(mut self, config: Arc<str>) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The plugin's configuration.
+    pub fn config(&self) -> &str {
+        &self.config
     }
 
     /// Grants the `log` capability for this call.
