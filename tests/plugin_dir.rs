@@ -295,8 +295,17 @@ fn call_runs_a_tool_without_mcp() {
 fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Result<()> {
     let host = TempHost::new()?;
     host.add_plugin(&hello_dir(), "hello")?;
+    // This host's own cache, not the one test hosts share.
     let cache = host.data_dir().join("cache/components");
-    assert!(toolmesh(&host, &["plugin", "list"]).status.success());
+    let mut args = host.args();
+    if let Some(i) = args.iter().position(|a| a == "--cache-dir") {
+        args[i + 1] = cache.display().to_string();
+    }
+    let list = Command::new(BIN)
+        .args(&args)
+        .args(["--no-bundled", "plugin", "list"])
+        .output()?;
+    assert!(list.status.success());
     let entries: Vec<PathBuf> = std::fs::read_dir(&cache)?
         .map(|e| e.unwrap().path())
         .collect();
@@ -315,7 +324,7 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Resu
 
     let list_with_debug_log = || {
         Command::new(BIN)
-            .args(host.args())
+            .args(&args)
             .args(["--no-bundled", "plugin", "list"])
             .env("TOOLMESH_LOG", "toolmesh=debug")
             .output()

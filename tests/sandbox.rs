@@ -229,7 +229,12 @@ async fn every_hostile_behaviour_is_contained() -> anyhow::Result<()> {
     // The host's own measure of the deadline: at most two 10 ms epoch ticks
     // past the limit (plus a little for the timer itself).
     let usage = read_usage(&client).await?;
-    let sleep = &usage["plugins"][1]["tools"]["hostile__sleep"];
+    let hostile = usage["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["plugin"] == "hostile"))
+        .cloned()
+        .unwrap_or_default();
+    let sleep = &hostile["tools"]["hostile__sleep"];
     let max_ms = sleep["latency_us"]["max"].as_u64().unwrap_or(u64::MAX) / 1000;
     assert!(
         (400..=425).contains(&max_ms),
@@ -248,12 +253,7 @@ async fn read_usage<H: ClientHandler>(
     let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
         anyhow::bail!("usage is not text");
     };
-    let mut usage: Value = serde_json::from_str(text)?;
-    // Plugins in name order: hello, hostile (and any others after).
-    if let Some(plugins) = usage["plugins"].as_array_mut() {
-        plugins.sort_by(|a, b| a["plugin"].as_str().cmp(&b["plugin"].as_str()));
-    }
-    Ok(usage)
+    Ok(serde_json::from_str(text)?)
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The plugin directory. Default: `<data_dir>/plugins`.
     pub plugins_dir: Option<PathBuf>,
+    /// Where compiled components are cached. Default:
+    /// `<data_dir>/cache/components`. Hosts may share one.
+    pub cache_dir: Option<PathBuf>,
     /// Whether to load the plugins bundled with the host binary.
     pub bundled_plugins: bool,
     /// How calls run.
@@ -68,6 +71,7 @@ impl Default for Config {
         Self {
             data_dir: None,
             plugins_dir: None,
+            cache_dir: None,
             bundled_plugins: true,
             runtime: RuntimeConfig::default(),
             levels: BTreeMap::new(),
@@ -252,9 +256,11 @@ impl Config {
 
     /// Where compiled components are cached.
     pub fn compile_cache_dir(&self) -> Option<PathBuf> {
-        self.runtime
-            .compile_cache
-            .then(|| self.data_dir().join("cache").join("components"))
+        self.runtime.compile_cache.then(|| {
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir().join("cache").join("components"))
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use crate::capability::HostStores;
 use crate::capability::blobs::BlobStore;
 use crate::capability::kv::KvStore;
 use crate::config::Config;
-use crate::mcp::ToolHost;
+use crate::mcp::{Enforcement, ToolHost};
 use crate::plugin::{LoadFailure, PluginSet, Registry, load_all};
 use crate::runtime::Runtime;
 
@@ -54,7 +54,10 @@ impl Host {
         }
         let registry = Arc::new(Registry::new(snapshot));
         Ok(Self {
-            tools: ToolHost::new(runtime.clone(), registry),
+            tools: ToolHost::new(runtime.clone(), registry).with_enforcement(Enforcement::new(
+                config.permissions.clone(),
+                config.metering.clone(),
+            )),
             runtime,
             failures,
         })

@@ -33,6 +33,10 @@ struct Cli {
     #[arg(long, global = true, env = "TOOLMESH_PLUGINS", value_name = "DIR")]
     plugins: Option<PathBuf>,
 
+    /// Compiled-component cache. Default: <data-dir>/cache/components.
+    #[arg(long, global = true, env = "TOOLMESH_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
     /// Do not load the plugins bundled with the host.
     #[arg(long, global = true)]
     no_bundled: bool,
@@ -65,6 +69,15 @@ enum Command {
         /// The arguments, a JSON object.
         #[arg(default_value = "{}")]
         arguments: String,
+        /// The calling agent (as `_meta` `toolmesh/agent` over MCP).
+        #[arg(long)]
+        agent: Option<String>,
+        /// A permission grant token (as `_meta` `toolmesh/token`).
+        #[arg(long)]
+        token: Option<String>,
+        /// The budget to charge (as `_meta` `toolmesh/budget`).
+        #[arg(long)]
+        budget: Option<String>,
     },
 }
 
@@ -130,6 +143,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(dir) = &cli.plugins {
         config.plugins_dir = Some(dir.clone());
     }
+    if let Some(dir) = &cli.cache_dir {
+        config.cache_dir = Some(dir.clone());
+    }
     if cli.no_bundled {
         config.bundled_plugins = false;
     }
@@ -144,7 +160,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Install { path, force }) => {
             install_plugin(&config, &path, force).await
         }
-        Command::Call { tool, arguments } => call(&config, &tool, &arguments).await,
+        Command::Call {
+            tool,
+            arguments,
+            agent,
+            token,
+            budget,
+        } => {
+            let meta = CallMeta {
+                request_id: "cli".into(),
+                client: Some("toolmesh-cli".into()),
+                progress: None,
+                agent,
+                token,
+                budget,
+            };
+            call(&config, &tool, &arguments, meta).await
+        }
         Command::Stats { json } => stats(&config, json),
     }
 }
@@ -300,7 +332,12 @@ async fn install_plugin(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn call(config: &Config, tool: &str, arguments: &str) -> anyhow::Result<ExitCode> {
+async fn call(
+    config: &Config,
+    tool: &str,
+    arguments: &str,
+    meta: CallMeta,
+) -> anyhow::Result<ExitCode> {
     let arguments: serde_json::Value =
         serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
     let serde_json::Value::Object(arguments) = arguments else {
@@ -314,11 +351,6 @@ async fn call(config: &Config, tool: &str, arguments: &str) -> anyhow::Result<Ex
             ctrl_c.cancel();
         }
     });
-    let meta = CallMeta {
-        request_id: "cli".into(),
-        client: Some("toolmesh-cli".into()),
-        progress: None,
-    };
     let result = host
         .tools
         .call(tool, Some(arguments), meta, &cancel)

@@ -19,6 +19,8 @@ pub enum Outcome {
     Ok,
     /// Arguments refused by the schema before the guest ran.
     InvalidArguments,
+    /// Refused by the host's enforcement (no valid grant, over budget).
+    Denied,
     /// The tool reported an error.
     ToolError,
     /// A quota ended the call (fuel, memory, deadline, output).
@@ -32,9 +34,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::InvalidArguments,
+        Outcome::Denied,
         Outcome::ToolError,
         Outcome::Quota,
         Outcome::Trap,

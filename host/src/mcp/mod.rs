@@ -1,7 +1,9 @@
 //! MCP: the transport-independent tool semantics and the rmcp server.
 
+pub mod enforce;
 pub mod server;
 pub mod tools;
 
+pub use enforce::Enforcement;
 pub use server::McpServer;
 pub use tools::{CallMeta, PluginUsage, ToolHost, UnknownTool, UsageReport};

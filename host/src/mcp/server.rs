@@ -10,6 +10,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
+use super::enforce::{META_AGENT, META_BUDGET, META_TOKEN};
 use super::tools::{CallMeta, ToolHost};
 use crate::capability::progress::{self, ProgressSink};
 
@@ -38,6 +39,50 @@ impl McpServer {
         let reason = running.waiting().await?;
         tracing::info!(?reason, "client disconnected");
         Ok(())
+    }
+}
+
+/// The URI of resource `name` of plugin `plugin`.
+pub fn plugin_resource_uri(plugin: &str, name: &str) -> String {
+    format!("toolmesh://{plugin}/{name}")
+}
+
+impl McpServer {
+    /// Reads a plugin's resource by calling the tool behind it.
+    async fn read_plugin_resource(&self, uri: &str) -> Result<ReadResourceResponse, ErrorData> {
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!("no resource `{uri}`; resources/list shows the resources"),
+                None,
+            )
+        };
+        let (plugin, name) = uri
+            .strip_prefix("toolmesh://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(not_found)?;
+        let tool = {
+            let snapshot = self.tools.registry().snapshot();
+            let loaded = snapshot
+                .plugins()
+                .find(|p| p.manifest.name == plugin)
+                .ok_or_else(not_found)?;
+            let decl = loaded
+                .manifest
+                .resources
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or_else(not_found)?;
+            format!("{plugin}__{}", decl.tool)
+        };
+        let value = self
+            .tools
+            .call_internal(&tool, serde_json::json!({}))
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("reading `{uri}` failed: {e}"), None))?;
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| ErrorData::internal_error(format!("cannot encode `{uri}`: {e}"), None))?;
+        let contents = ResourceContents::text(text, uri).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 }
 
@@ -74,7 +119,21 @@ impl ServerHandler for McpServer {
                  peak memory, bytes in and out; and the host process's memory and CPU.",
             )
             .with_mime_type("application/json");
-        Ok(ListResourcesResult::with_all_items(vec![usage]))
+        let mut resources = vec![usage];
+        let snapshot = self.tools.registry().snapshot();
+        for plugin in snapshot.plugins() {
+            for r in &plugin.manifest.resources {
+                resources.push(
+                    Resource::new(
+                        plugin_resource_uri(&plugin.manifest.name, &r.name),
+                        r.name.clone(),
+                    )
+                    .with_description(r.description.clone())
+                    .with_mime_type("application/json"),
+                );
+            }
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
     }
 
     async fn read_resource(
@@ -83,13 +142,7 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         if request.uri != USAGE_URI {
-            return Err(ErrorData::resource_not_found(
-                format!(
-                    "no resource `{}`; this server has `{USAGE_URI}`",
-                    request.uri
-                ),
-                None,
-            ));
+            return self.read_plugin_resource(&request.uri).await;
         }
         let report = serde_json::to_string_pretty(&self.tools.usage_report())
             .map_err(|e| ErrorData::internal_error(format!("cannot encode usage: {e}"), None))?;
@@ -110,6 +163,15 @@ impl ServerHandler for McpServer {
             .meta
             .get_progress_token()
             .map(|token| forward_progress(token, context.peer.clone()));
+        let meta_text = |key: &str| {
+            context
+                .meta
+                .0
+                .0
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         let meta = CallMeta {
             request_id: context.id.to_string(),
             client: context
@@ -117,6 +179,9 @@ impl ServerHandler for McpServer {
                 .peer_info()
                 .map(|info| info.client_info.name.clone()),
             progress,
+            agent: meta_text(META_AGENT),
+            token: meta_text(META_TOKEN),
+            budget: meta_text(META_BUDGET),
         };
         match self
             .tools

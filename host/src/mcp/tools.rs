@@ -12,9 +12,10 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as McpTool, Too
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::enforce::Enforcement;
 use crate::capability::progress::ProgressSink;
-use crate::plugin::Registry;
 use crate::plugin::tool::Tool;
+use crate::plugin::{LoadedPlugin, Registry};
 use crate::runtime::bindings::{ContentBlock as GuestContent, ToolOutput};
 use crate::runtime::{CallError, GuestUsage, Runtime, call_context, output_size};
 use crate::usage::{CallUsage, Outcome, ProcessSummary, ProcessView, ToolUsageSummary};
@@ -28,6 +29,12 @@ pub struct CallMeta {
     pub client: Option<String>,
     /// Where the guest's progress reports go, if the client asked for them.
     pub progress: Option<ProgressSink>,
+    /// The calling agent (`_meta` key `toolmesh/agent`).
+    pub agent: Option<String>,
+    /// A permission grant token (`_meta` key `toolmesh/token`).
+    pub token: Option<String>,
+    /// The budget to charge (`_meta` key `toolmesh/budget`; default: the agent).
+    pub budget: Option<String>,
 }
 
 /// The name does not resolve to a tool.
@@ -45,6 +52,7 @@ pub struct ToolHost {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
     process: Option<Arc<ProcessView>>,
+    enforcement: Arc<Enforcement>,
 }
 
 impl ToolHost {
@@ -54,7 +62,14 @@ impl ToolHost {
             runtime,
             registry,
             process: ProcessView::new().map(Arc::new),
+            enforcement: Arc::new(Enforcement::default()),
         }
+    }
+
+    /// Applies `enforcement` to every call.
+    pub fn with_enforcement(mut self, enforcement: Enforcement) -> Self {
+        self.enforcement = Arc::new(enforcement);
+        self
     }
 
     /// The registry.
@@ -77,8 +92,10 @@ impl ToolHost {
         snapshot.resolve(name).map(|(_, tool)| describe(tool))
     }
 
-    /// Runs tool `name` with `arguments`. Only an unknown name is an `Err`;
-    /// every other failure is an error result for the agent to read.
+    /// Runs tool `name` with `arguments`, after the host's enforcement (a
+    /// permission grant, if the tool needs one; the caller's budget, if
+    /// metering is on). Only an unknown name is an `Err`; every other failure
+    /// is an error result for the agent to read.
     pub async fn call(
         &self,
         name: &str,
@@ -93,10 +110,6 @@ impl ToolHost {
         let started = Instant::now();
         let arguments = Value::Object(arguments.unwrap_or_default());
         if let Err(problems) = tool.validate_arguments(&arguments) {
-            let result = error_result(format!(
-                "invalid arguments for `{}`: {problems}",
-                tool.qualified_name
-            ));
             record(
                 tool,
                 started,
@@ -105,8 +118,82 @@ impl ToolHost {
                 0,
                 Outcome::InvalidArguments,
             );
-            return Ok(result);
+            return Ok(error_result(format!(
+                "invalid arguments for `{}`: {problems}",
+                tool.qualified_name
+            )));
         }
+        let charge = match self.enforcement.admit(self, plugin, tool, &meta).await {
+            Ok(charge) => charge,
+            Err(refusal) => {
+                record(tool, started, 0, GuestUsage::default(), 0, Outcome::Denied);
+                return Ok(error_result(refusal));
+            }
+        };
+        let (result, guest) = self
+            .run(plugin, tool, &arguments, meta, cancel, started)
+            .await;
+        if let Some(charge) = charge {
+            self.enforcement.settle(self, charge, guest.fuel).await;
+        }
+        Ok(result)
+    }
+
+    /// Calls tool `name` for the host itself (no enforcement, no progress)
+    /// and returns its structured result, or its error text.
+    pub(crate) async fn call_internal(
+        &self,
+        name: &str,
+        arguments: Value,
+    ) -> Result<Value, String> {
+        let snapshot = self.registry.snapshot();
+        let Some((plugin, tool)) = snapshot.resolve(name) else {
+            return Err(format!("`{name}` is not loaded"));
+        };
+        let started = Instant::now();
+        if let Err(problems) = tool.validate_arguments(&arguments) {
+            return Err(format!("invalid arguments for `{name}`: {problems}"));
+        }
+        let meta = CallMeta {
+            request_id: "host".into(),
+            client: Some("toolmesh".into()),
+            ..CallMeta::default()
+        };
+        let (result, _) = self
+            .run(
+                plugin,
+                tool,
+                &arguments,
+                meta,
+                &CancellationToken::new(),
+                started,
+            )
+            .await;
+        let text = || {
+            result
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.clone())
+                .unwrap_or_default()
+        };
+        match (result.is_error, &result.structured_content) {
+            (Some(true), _) => Err(text()),
+            (_, Some(value)) => Ok(value.clone()),
+            (_, None) => Ok(Value::String(text())),
+        }
+    }
+
+    /// Runs a resolved, validated call in the guest and records its usage.
+    async fn run(
+        &self,
+        plugin: &LoadedPlugin,
+        tool: &Tool,
+        arguments: &Value,
+        meta: CallMeta,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> (CallToolResult, GuestUsage) {
         let arguments = arguments.to_string();
         let ctx = call_context(meta.request_id, meta.client);
         let (outcome, guest) = self
@@ -151,7 +238,7 @@ impl ToolHost {
             }
         };
         record(tool, started, arguments.len(), guest, bytes_out, outcome);
-        Ok(result)
+        (result, guest)
     }
 
     /// Calls recorded so far, over every tool.

@@ -252,6 +252,10 @@ impl Runtime {
 
     /// Asks the plugin for its tools.
     pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
+        let cancel = CancellationToken::new();
+        // Declared before the store, so dropped after it: the pool slot is
+        // free again before the next call can take the permit.
+        let _slot = self.acquire_slot(&cancel).await?;
         let (mut store, stderr) = self.new_store(code, None)?;
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
@@ -260,9 +264,7 @@ impl Runtime {
                 .call_list_tools(&mut store)
                 .await
         };
-        let outcome = self
-            .guarded(run, &CancellationToken::new(), &code.level, &stderr)
-            .await;
+        let outcome = self.guarded(run, &cancel, &code.level, &stderr).await;
         quota_error(outcome, &store, &code.level)
     }
 
@@ -279,6 +281,11 @@ impl Runtime {
         cancel: &CancellationToken,
         progress: Option<ProgressSink>,
     ) -> (Result<ToolOutput, CallError>, GuestUsage) {
+        // Declared before the store, so dropped after it (see `list_tools`).
+        let _slot = match self.acquire_slot(cancel).await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(e), GuestUsage::default()),
+        };
         let (mut store, stderr) = match self.new_store(code, progress) {
             Ok(store) => store,
             Err(e) => return (Err(e), GuestUsage::default()),
@@ -352,8 +359,19 @@ impl Runtime {
         Ok((store, stderr))
     }
 
-    /// Runs `guest` when a call slot is free, until it finishes, the deadline
-    /// passes, or `cancel` fires; dropping the future stops the guest.
+    /// Waits for a call slot (one instance in the pool), or for `cancel`.
+    async fn acquire_slot(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(CallError::Cancelled),
+            slot = self.slots.acquire() => slot.map_err(|e| CallError::Host(e.into())),
+        }
+    }
+
+    /// Runs `guest` until it finishes, the deadline passes, or `cancel`
+    /// fires; dropping the future stops the guest.
     async fn guarded<R>(
         &self,
         guest: impl Future<Output = wasmtime::Result<R>>,
@@ -361,10 +379,6 @@ impl Runtime {
         level: &Level,
         stderr: &MemoryOutputPipe,
     ) -> Result<R, CallError> {
-        let _slot = tokio::select! {
-            _ = cancel.cancelled() => return Err(CallError::Cancelled),
-            slot = self.slots.acquire() => slot.map_err(|e| CallError::Host(e.into()))?,
-        };
         let outcome = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(CallError::Cancelled),

@@ -21,6 +21,12 @@ pub fn test_plugin(name: &str) -> PathBuf {
     test_plugins_dir().join(name)
 }
 
+/// The compile cache test hosts share: entries are keyed by content and
+/// engine and written atomically, so concurrent hosts can share it.
+pub fn shared_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("toolmesh-test-compile-cache")
+}
+
 /// A temporary data directory with an (initially empty) plugin directory.
 pub struct TempHost {
     dir: tempfile::TempDir,
@@ -56,13 +62,17 @@ impl TempHost {
         Ok(to)
     }
 
-    /// The arguments that point `toolmesh` at this host's directories.
+    /// The arguments that point `toolmesh` at this host's directories, and
+    /// at a compile cache shared by every test host (so each test does not
+    /// compile the bundled plugins again).
     pub fn args(&self) -> Vec<String> {
         vec![
             "--data-dir".into(),
             self.data_dir().display().to_string(),
             "--plugins".into(),
             self.plugins_dir().display().to_string(),
+            "--cache-dir".into(),
+            shared_cache_dir().display().to_string(),
         ]
     }
 }
