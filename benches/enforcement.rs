@@ -1,0 +1,141 @@
+//! The cost of the host's enforcement and of the core plugins' hot tools,
+//! in-process through the tool layer (what an MCP call pays beyond
+//! transport):
+//!
+//! - `validate_token`: `permission__validate` (a kv read and an audit append);
+//! - `report_spending`: `budget__report_spending` (a compare-and-swap);
+//! - `greet/unprotected` vs `greet/protected`: the same tool without and with
+//!   a required grant (the host validates the token first). Issue 5 target:
+//!   protected ≤ 2× unprotected.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rmcp::model::JsonObject;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use toolmesh::config::Config;
+use toolmesh::host::Host;
+use toolmesh::mcp::CallMeta;
+
+const POLICY: &str = r#"
+[plugins.permission.config]
+min_justification_chars = 1
+[plugins.permission.config.resource_types.greeting]
+[plugins.permission.config.roles.greeter]
+permissions = ["greeting"]
+[plugins.permission.config.agents.bench]
+roles = ["greeter"]
+"#;
+
+fn object(value: Value) -> JsonObject {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn start(rt: &tokio::runtime::Runtime, config: &str, data: &std::path::Path) -> Host {
+    let mut config: Config = toml::from_str(config).expect("config");
+    config.data_dir = Some(data.to_owned());
+    rt.block_on(Host::start(&config)).expect("host")
+}
+
+fn bench_enforcement(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let cancel = CancellationToken::new();
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let plain = start(&rt, POLICY, plain_dir.path());
+    let guarded_dir = tempfile::tempdir().expect("tempdir");
+    let guarded = start(
+        &rt,
+        &format!("{POLICY}\n[permissions.requires]\nhello__greet = \"greeting\"\n"),
+        guarded_dir.path(),
+    );
+
+    let call = |host: &Host, tool: &str, args: Value, meta: CallMeta| {
+        let result = rt
+            .block_on(host.tools.call(tool, Some(object(args)), meta, &cancel))
+            .expect("known tool");
+        assert_ne!(result.is_error, Some(true), "{tool}: {result:?}");
+        result.structured_content.unwrap_or(Value::Null)
+    };
+    let decision = call(
+        &guarded,
+        "permission__request",
+        json!({"agent": "bench", "resource": "greeting", "justification": "bench", "duration_s": 3600}),
+        CallMeta::default(),
+    );
+    let token = decision["token"].as_str().expect("granted").to_owned();
+    call(
+        &plain,
+        "budget__set_budget",
+        json!({"id": "bench", "limit": 1_000_000_000_000u64}),
+        CallMeta::default(),
+    );
+
+    let mut group = c.benchmark_group("enforcement");
+    let validate = object(json!({"token": token, "agent": "bench", "resource": "greeting"}));
+    group.bench_function("validate_token", |b| {
+        b.to_async(&rt).iter(|| async {
+            guarded
+                .tools
+                .call(
+                    "permission__validate",
+                    Some(validate.clone()),
+                    CallMeta::default(),
+                    &cancel,
+                )
+                .await
+                .expect("known tool")
+        })
+    });
+    let spend = object(json!({"id": "bench", "amount": 1}));
+    group.bench_function("report_spending", |b| {
+        b.to_async(&rt).iter(|| async {
+            plain
+                .tools
+                .call(
+                    "budget__report_spending",
+                    Some(spend.clone()),
+                    CallMeta::default(),
+                    &cancel,
+                )
+                .await
+                .expect("known tool")
+        })
+    });
+    let greet = object(json!({"name": "bench"}));
+    group.bench_function("greet/unprotected", |b| {
+        b.to_async(&rt).iter(|| async {
+            plain
+                .tools
+                .call(
+                    "hello__greet",
+                    Some(greet.clone()),
+                    CallMeta::default(),
+                    &cancel,
+                )
+                .await
+                .expect("known tool")
+        })
+    });
+    let meta = CallMeta {
+        agent: Some("bench".into()),
+        token: Some(token.clone()),
+        ..CallMeta::default()
+    };
+    group.bench_function("greet/protected", |b| {
+        b.to_async(&rt).iter(|| async {
+            let result = guarded
+                .tools
+                .call("hello__greet", Some(greet.clone()), meta.clone(), &cancel)
+                .await
+                .expect("known tool");
+            assert_eq!(result.is_error, Some(false));
+            result
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_enforcement);
+criterion_main!(benches);
