@@ -7,6 +7,9 @@
 //! - `greet/unprotected` vs `greet/protected`: the same tool without and with
 //!   a required grant (the host validates the token first). Issue 5 target:
 //!   protected ≤ 2× unprotected.
+//! - `server_cpu_per_call/greet_*`: the same comparison over MCP stdio with
+//!   rmcp's client, as the server's CPU time per call (the host overhead
+//!   `benches/mcp_roundtrip.rs` measures).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rmcp::model::JsonObject;
@@ -137,5 +140,85 @@ fn bench_enforcement(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_enforcement);
+/// A `toolmesh serve` child with `config`, and a token for agent `bench`.
+struct Served {
+    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    pid: u32,
+    token: String,
+    _data: tempfile::TempDir,
+}
+
+async fn serve(config: &str) -> Served {
+    use rmcp::ServiceExt;
+    let data = tempfile::tempdir().expect("tempdir");
+    let config_path = data.path().join("toolmesh.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolmesh"));
+    cmd.arg("--data-dir")
+        .arg(data.path())
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .env("TOOLMESH_LOG", "warn");
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn toolmesh");
+    let pid = transport.id().expect("pid");
+    let client = ().serve(transport).await.expect("initialize");
+    let request = rmcp::model::CallToolRequestParams::new("permission__request").with_arguments(
+        object(json!({"agent": "bench", "resource": "greeting", "justification": "bench", "duration_s": 3600})),
+    );
+    let decision = client.call_tool(request).await.expect("request");
+    let token = decision
+        .structured_content
+        .and_then(|s| s["token"].as_str().map(str::to_owned))
+        .expect("granted");
+    Served {
+        client,
+        pid,
+        token,
+        _data: data,
+    }
+}
+
+async fn greet_n(served: &Served, n: u64) {
+    for _ in 0..n {
+        let mut params = rmcp::model::CallToolRequestParams::new("hello__greet")
+            .with_arguments(object(json!({"name": "bench"})));
+        let mut meta = rmcp::model::RequestMetaObject::default();
+        meta.0.0.insert("toolmesh/agent".into(), json!("bench"));
+        meta.0
+            .0
+            .insert("toolmesh/token".into(), json!(served.token));
+        params.meta = Some(meta);
+        let result = served.client.call_tool(params).await.expect("call");
+        assert_eq!(result.is_error, Some(false));
+    }
+}
+
+fn bench_mcp(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let plain = rt.block_on(serve(POLICY));
+    let guarded = rt.block_on(serve(&format!(
+        "{POLICY}\n[permissions.requires]\nhello__greet = \"greeting\"\n"
+    )));
+    let mut cpu = c.benchmark_group("server_cpu_per_call");
+    for (name, served) in [("greet_unprotected", &plain), ("greet_protected", &guarded)] {
+        rt.block_on(greet_n(served, 200)); // warm up
+        cpu.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let before = toolmesh_test_support::process_cpu(served.pid);
+                greet_n(served, iters).await;
+                toolmesh_test_support::process_cpu(served.pid).saturating_sub(before)
+            })
+        });
+    }
+    cpu.finish();
+    for served in [plain, guarded] {
+        let _ = rt.block_on(served.client.cancel());
+    }
+}
+
+criterion_group!(benches, bench_enforcement, bench_mcp);
 criterion_main!(benches);

@@ -21,27 +21,9 @@ use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use tokio::process::Command;
+use toolmesh_test_support::process_cpu;
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
-
-/// CPU time consumed so far by every thread of process `pid`.
-fn process_cpu(pid: u32) -> Duration {
-    let mut total = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            // schedstat: time on CPU (ns), time waiting (ns), timeslices.
-            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
-                && let Some(ns) = stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-            {
-                total += ns;
-            }
-        }
-    }
-    Duration::from_nanos(total)
-}
 
 struct Server {
     client: RunningService<RoleClient, ()>,

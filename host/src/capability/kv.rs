@@ -6,11 +6,20 @@
 //! change, so the quota check and the write are atomic, and
 //! compare-and-swap runs inside one transaction, so concurrent updates are
 //! never lost.
+//!
+//! Every write is durable when it returns, except log appends
+//! ([`PluginKv::append`]): those commit without syncing, and a flusher thread
+//! makes them durable within [`GROUP_COMMIT`] (a durable commit persists every
+//! earlier one), so an audit record per call costs no fsync.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::runtime::bindings::KvError;
 
@@ -23,19 +32,57 @@ const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("toolmesh:kv"
 /// Bytes used per plugin.
 const USAGE: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:usage");
 
+/// The newest sequence number of each log, keyed `<plugin>\0<log>`.
+const LOGS: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:kv-logs");
+
+/// How soon an append becomes durable.
+pub const GROUP_COMMIT: Duration = Duration::from_millis(20);
+
 /// The database shared by every plugin's store.
 pub struct KvStore {
-    db: Database,
+    db: Arc<Database>,
+    /// Set when a non-durable commit awaits the flusher.
+    unsynced: Arc<AtomicBool>,
+    flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl KvStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, and starts the
+    /// flusher that makes appends durable.
     pub fn open(path: &Path) -> Result<Self, redb::Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
         }
+        let db = Arc::new(Database::create(path)?);
+        let unsynced = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let flusher = {
+            let (db, unsynced) = (db.clone(), unsynced.clone());
+            std::thread::Builder::new()
+                .name("toolmesh-kv-flush".into())
+                .spawn(move || {
+                    loop {
+                        let last = !matches!(
+                            stopped.recv_timeout(GROUP_COMMIT),
+                            Err(mpsc::RecvTimeoutError::Timeout)
+                        );
+                        if unsynced.swap(false, Ordering::AcqRel)
+                            && let Err(e) = sync(&db)
+                        {
+                            unsynced.store(true, Ordering::Release);
+                            tracing::error!("kv: appends not yet durable: {e}");
+                        }
+                        if last {
+                            return;
+                        }
+                    }
+                })
+                .map_err(redb::Error::Io)?
+        };
         Ok(Self {
-            db: Database::create(path)?,
+            db,
+            unsynced,
+            flusher: Some((stop, flusher)),
         })
     }
 
@@ -46,6 +93,25 @@ impl KvStore {
             prefix: format!("{plugin}\0"),
             plugin: plugin.to_owned(),
             quota_bytes,
+        }
+    }
+}
+
+/// A durable commit: persists every non-durable commit before it.
+fn sync(db: &Database) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
+    Ok(())
+}
+
+impl Drop for KvStore {
+    /// Stops the flusher after a last sync, so that reopening the database
+    /// right after finds every append.
+    fn drop(&mut self) {
+        if let Some((stop, flusher)) = self.flusher.take() {
+            drop(stop);
+            let _ = flusher.join();
         }
     }
 }
@@ -169,6 +235,72 @@ impl PluginKv {
         Ok(outcome)
     }
 
+    /// Appends `value` to log `log` at `<log><seq:020>`; returns `seq`. With
+    /// `keep > 0`, removes the entry `keep` places behind. Durable within
+    /// [`GROUP_COMMIT`].
+    pub fn append(&self, log: &str, value: &[u8], keep: u32) -> Result<u64, KvError> {
+        check_key(&format!("{log}{:020}", 0))?;
+        let mut txn = self.store.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::None).map_err(storage)?;
+        let seq = {
+            let mut logs = txn.open_table(LOGS).map_err(storage)?;
+            let mut table = txn.open_table(ENTRIES).map_err(storage)?;
+            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            let log_key = self.full_key(log);
+            let seq = logs
+                .get(log_key.as_str())
+                .map_err(storage)?
+                .map_or(0, |v| v.value())
+                + 1;
+            let entry_key = |seq: u64| format!("{log}{seq:020}");
+            let mut used = usage
+                .get(self.plugin.as_str())
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
+            if keep > 0 && seq > u64::from(keep) {
+                let old = entry_key(seq - u64::from(keep));
+                if let Some(removed) = table
+                    .remove(self.full_key(&old).as_str())
+                    .map_err(storage)?
+                {
+                    used = used.saturating_sub((old.len() + removed.value().len()) as u64);
+                }
+            }
+            let key = entry_key(seq);
+            let after = used + (key.len() + value.len()) as u64;
+            if after > self.quota_bytes {
+                return Err(KvError::QuotaExceeded(format!(
+                    "kv quota exceeded: this append would use {after} bytes; the plugin's level \
+                     allows {}",
+                    self.quota_bytes
+                )));
+            }
+            table
+                .insert(self.full_key(&key).as_str(), value)
+                .map_err(storage)?;
+            usage.insert(self.plugin.as_str(), after).map_err(storage)?;
+            logs.insert(log_key.as_str(), seq).map_err(storage)?;
+            seq
+        };
+        txn.commit().map_err(storage)?;
+        self.store.unsynced.store(true, Ordering::Release);
+        Ok(seq)
+    }
+
+    /// The newest sequence number of log `log` (0 if none).
+    pub fn log_head(&self, log: &str) -> Result<u64, KvError> {
+        let txn = self.store.db.begin_read().map_err(storage)?;
+        let logs = match txn.open_table(LOGS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(storage(e)),
+        };
+        Ok(logs
+            .get(self.full_key(log).as_str())
+            .map_err(storage)?
+            .map_or(0, |v| v.value()))
+    }
+
     /// Keys starting with `prefix`, in order, at most `limit`.
     pub fn list_keys(&self, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
         let txn = self.store.db.begin_read().map_err(storage)?;
@@ -252,6 +384,42 @@ mod tests {
         kv.set("b", &[0; 60]).unwrap(); // 11 + 61 = 72
         kv.delete("b").unwrap();
         kv.set("c", &[0; 80]).unwrap(); // 11 + 81 = 92
+    }
+
+    #[test]
+    fn appends_number_keep_the_newest_and_survive_reopening() {
+        let (dir, store) = store();
+        let kv = store.scoped("p", 1 << 20);
+        for i in 1..=5u64 {
+            assert_eq!(
+                kv.append("audit/", format!("r{i}").as_bytes(), 3).unwrap(),
+                i
+            );
+        }
+        assert_eq!(kv.log_head("audit/").unwrap(), 5);
+        assert_eq!(kv.log_head("other/").unwrap(), 0);
+        assert_eq!(
+            kv.list_keys("audit/", 10).unwrap(),
+            [
+                "audit/00000000000000000003",
+                "audit/00000000000000000004",
+                "audit/00000000000000000005"
+            ]
+        );
+        assert_eq!(store.scoped("q", 1 << 20).log_head("audit/").unwrap(), 0);
+        let small = store.scoped("tiny", 30);
+        assert!(matches!(
+            small.append("l/", &[0; 40], 0),
+            Err(KvError::QuotaExceeded(_))
+        ));
+        drop((kv, small, store));
+        let reopened = Arc::new(KvStore::open(&dir.path().join("kv.redb")).unwrap());
+        let kv = reopened.scoped("p", 1 << 20);
+        assert_eq!(
+            kv.get("audit/00000000000000000005").unwrap().as_deref(),
+            Some(&b"r5"[..])
+        );
+        assert_eq!(kv.append("audit/", b"r6", 3).unwrap(), 6);
     }
 
     #[test]

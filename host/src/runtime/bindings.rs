@@ -55,6 +55,14 @@ impl self::toolmesh::plugin::kv::Host for CallState {
     fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, KvError> {
         self.kv()?.list_keys(&prefix, limit)
     }
+
+    fn append(&mut self, log: String, value: Vec<u8>, keep: u32) -> Result<u64, KvError> {
+        self.kv()?.append(&log, &value, keep)
+    }
+
+    fn log_head(&mut self, log: String) -> Result<u64, KvError> {
+        self.kv()?.log_head(&log)
+    }
 }
 
 impl self::toolmesh::plugin::blobs::Host for CallState {

@@ -21,6 +21,8 @@ use toolmesh_sdk::{Plugin, Structured, Tool, ToolError, kv};
 
 const BUDGETS: &str = "budget/";
 const ALERTS: &str = "alert/";
+/// How many alert records are kept.
+const MAX_ALERTS: u32 = 10_000;
 /// The largest amount or limit accepted.
 pub const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
 
@@ -426,7 +428,7 @@ fn report_spending(args: SpendArgs) -> Result<Structured<Status>, ToolError> {
                 alert.limit
             ),
         );
-        kv::append_json(ALERTS, &alert)?;
+        kv::append_json(ALERTS, &alert, MAX_ALERTS)?;
     }
     Ok(Structured(budget.status(&settings)))
 }
@@ -537,7 +539,7 @@ pub struct Alerts {
 }
 
 fn alerts(_: Nothing) -> Result<Structured<Alerts>, ToolError> {
-    let last: u64 = kv::get_json(&format!("{ALERTS}~next"))?.unwrap_or(0);
+    let last = kv::log_head(ALERTS)?;
     let mut alerts = Vec::new();
     for seq in last.saturating_sub(999).max(1)..=last {
         if let Some(mut alert) = kv::get_json::<Alert>(&format!("{ALERTS}{seq:020}"))? {

@@ -84,7 +84,8 @@ fn audit(
         grant: grant.map(str::to_owned),
         detail,
     };
-    kv::append_json(AUDIT, &record)?;
+    let keep = policy()?.max_audit_records;
+    kv::append_json(AUDIT, &record, keep)?;
     Ok(())
 }
 
@@ -389,7 +390,7 @@ pub struct Trail {
 }
 
 fn read_audit(args: AuditArgs) -> Result<Structured<Trail>, ToolError> {
-    let last: u64 = kv::get_json(&format!("{AUDIT}~next"))?.unwrap_or(0);
+    let last = kv::log_head(AUDIT)?;
     let limit = u64::from(args.limit.unwrap_or(100).min(1000));
     let first = args.after.unwrap_or(0).saturating_add(1);
     let mut records = Vec::new();

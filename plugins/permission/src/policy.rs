@@ -7,6 +7,7 @@
 //! [plugins.permission.config]
 //! max_duration_s = 3600            # the longest grant for any resource
 //! min_justification_chars = 10
+//! max_audit_records = 100000       # the audit trail keeps the newest this many
 //!
 //! [plugins.permission.config.resource_types.secrets]
 //! min_trust = 2                    # agents below this trust are refused
@@ -44,6 +45,8 @@ pub struct Policy {
     pub roles: BTreeMap<String, Role>,
     /// The agents the policy knows.
     pub agents: BTreeMap<String, Agent>,
+    /// How many audit records to keep (the oldest go first; 0 keeps all).
+    pub max_audit_records: u32,
 }
 
 impl Default for Policy {
@@ -54,6 +57,7 @@ impl Default for Policy {
             resource_types: BTreeMap::new(),
             roles: BTreeMap::new(),
             agents: BTreeMap::new(),
+            max_audit_records: 100_000,
         }
     }
 }

@@ -119,6 +119,27 @@ pub async fn call<H: ClientHandler>(
     Ok(client.call_tool(params).await?)
 }
 
+/// CPU time consumed so far by every thread of process `pid` (user and
+/// system, nanosecond precision, from `/proc/<pid>/task/*/schedstat`; zero
+/// where /proc is not available).
+pub fn process_cpu(pid: u32) -> std::time::Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            // schedstat: time on CPU (ns), time waiting (ns), timeslices.
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
+                && let Some(ns) = stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+            {
+                total += ns;
+            }
+        }
+    }
+    std::time::Duration::from_nanos(total)
+}
+
 /// The text of a result's first content block.
 pub fn first_text(result: &CallToolResult) -> &str {
     result
