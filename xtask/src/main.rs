@@ -66,6 +66,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
+    ensure_libfann()?;
     run(cargo().args(["build", "--locked", "-p", "toolmesh", "--bin", "toolmesh"]))?;
     run(cargo()
         .args(["test", "--locked", "--workspace", "--all-targets"])
@@ -79,6 +80,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         "toolmesh-sdk",
         "-p",
         "toolmesh",
+        "-p",
+        "neural-core",
     ]))?;
     let python = python_env(&root)?;
     let binary = root.join("target/debug/toolmesh");
@@ -86,6 +89,36 @@ fn test(extra: &[String]) -> Result<(), String> {
         .current_dir(&root)
         .env("TOOLMESH_BIN", binary)
         .args(["-m", "pytest", "-v", "tests/python"]))
+}
+
+/// Debian's libfann (FANN 2.2), which neural-core's tests compare against,
+/// installed with apt if missing.
+fn ensure_libfann() -> Result<(), String> {
+    if Path::new("/usr/include/fann.h").exists() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    eprintln!("xtask: installing libfann-dev (the neural tests compare against libfann)");
+    if run(&mut apt(&["install", "-y", "-q", "libfann-dev"])).is_err() {
+        run(&mut apt(&["update", "-q"]))?;
+        run(&mut apt(&["install", "-y", "-q", "libfann-dev"]))
+            .map_err(|e| format!("{e}: install Debian's libfann-dev to run the neural tests"))?;
+    }
+    Ok(())
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
