@@ -30,6 +30,10 @@ const BUNDLED: &[PluginCrate] = &[
         package: "budget",
         dir: "plugins/budget",
     },
+    PluginCrate {
+        package: "neural",
+        dir: "plugins/neural",
+    },
 ];
 
 fn main() {
