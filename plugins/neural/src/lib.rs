@@ -328,10 +328,10 @@ fn run(args: RunArgs) -> Result<Structured<Outputs>, ToolError> {
     let mut outputs = Vec::with_capacity(args.inputs.len());
     for input in &args.inputs {
         let mut input = input.clone();
-        if let Some(s) = &scaling {
-            if input.len() == s.mean_in.len() {
-                s.scale_input(&mut input);
-            }
+        if let Some(s) = &scaling
+            && input.len() == s.mean_in.len()
+        {
+            s.scale_input(&mut input);
         }
         let mut out = net.run(&input).map_err(bad)?;
         if let Some(s) = &scaling {
