@@ -129,6 +129,22 @@ async fn create_train_run_and_share_networks() -> anyhow::Result<()> {
         trained["entry"]["topology"]
     );
 
+    // Cascade2 grows a shortcut network.
+    ok(&call(
+        &client,
+        "neural__create",
+        json!({"name": "grown", "layers": [2, 1], "kind": "shortcut", "seed": 2}),
+    )
+    .await?);
+    let grown = ok(&call(
+        &client,
+        "neural__cascade_train",
+        json!({"name": "grown", "data": xor(), "max_neurons": 8, "desired_error": 0.001}),
+    )
+    .await?);
+    assert!(grown["neurons"].as_u64().unwrap_or(0) >= 1, "{grown}");
+    assert!(grown["mse"].as_f64().unwrap_or(1.0) < 0.001, "{grown}");
+
     // Stored data sets in FANN's format.
     let stored = ok(&call(
         &client,
@@ -153,7 +169,7 @@ async fn create_train_run_and_share_networks() -> anyhow::Result<()> {
         .as_array()
         .map(|n| n.iter().filter_map(|e| e["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, ["big", "copy", "fresh", "xor"]);
+    assert_eq!(names, ["big", "copy", "fresh", "grown", "xor"]);
     let described = ok(&call(&client, "neural__describe", json!({"name": "xor"})).await?);
     assert_eq!(described["entry"]["weights"], trained["entry"]["weights"]);
     client.cancel().await?;

@@ -294,6 +294,72 @@ fn train(args: TrainArgs) -> Result<Structured<Trained>, ToolError> {
     }))
 }
 
+/// A Cascade2 run.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeArgs {
+    /// The network: a shortcut network (create it with `kind: "shortcut"`
+    /// and just inputs and outputs).
+    pub name: String,
+    /// Inline training pairs.
+    #[serde(default)]
+    pub data: Option<InlineData>,
+    /// Or a stored data set.
+    #[serde(default)]
+    pub data_set: Option<String>,
+    /// Most hidden neurons to add (default 30).
+    #[serde(default)]
+    pub max_neurons: Option<u32>,
+    /// Stop at this MSE (default 0.001).
+    #[serde(default)]
+    pub desired_error: Option<f32>,
+    /// Seed of the candidates' initial weights (default 1).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// How a Cascade2 run went.
+#[derive(Serialize, JsonSchema)]
+pub struct Grown {
+    /// The saved network.
+    pub entry: NetEntry,
+    /// Hidden neurons added.
+    pub neurons: u32,
+    /// The final MSE.
+    pub mse: f32,
+    /// Epochs run over every phase.
+    pub epochs: u32,
+}
+
+fn cascade_train(args: CascadeArgs) -> Result<Structured<Grown>, ToolError> {
+    let (entry, mut net) = store::load(&args.name)?;
+    let data = data_of(&args.data, &args.data_set)?;
+    let max_neurons = args.max_neurons.unwrap_or(30).min(1000);
+    let report = net
+        .cascade_train(
+            &data,
+            max_neurons,
+            args.desired_error.unwrap_or(0.001),
+            args.seed.unwrap_or(1),
+            |r| {
+                progress::report(
+                    f64::from(r.neurons),
+                    Some(f64::from(max_neurons)),
+                    Some(&format!("{} hidden neurons: MSE {:.6}", r.neurons, r.mse)),
+                );
+                true
+            },
+        )
+        .map_err(bad)?;
+    let entry = store::save(&args.name, &net, Some(&entry))?;
+    Ok(Structured(Grown {
+        entry,
+        neurons: report.neurons,
+        mse: report.mse,
+        epochs: report.epochs,
+    }))
+}
+
 /// Inputs to run.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -529,6 +595,12 @@ pub fn plugin() -> Plugin {
             "Trains a network on inline pairs or a stored data set until the desired error or \
              the epoch limit, reporting progress; saves the result.",
             train,
+        ))
+        .tool(Tool::new(
+            "cascade_train",
+            "Grows a shortcut network with Cascade2: adds hidden neurons one at a time until \
+             the desired error, reporting progress; saves the result.",
+            cascade_train,
         ))
         .tool(Tool::new(
             "run",

@@ -10,7 +10,8 @@
 //!   semantics, plus ReLU and leaky ReLU from FANN 2.3 ([`activation`]);
 //! - training: incremental, batch, iRPROP− (the default, with FANN's
 //!   constants and clamps), Quickprop and SARPROP; linear and tanh error
-//!   functions; MSE and bit-fail stop criteria ([`train`]);
+//!   functions; MSE and bit-fail stop criteria ([`train`]); Cascade2 for
+//!   shortcut networks ([`cascade`]);
 //! - seeded initialisation: uniform, and Widrow–Nguyen as
 //!   `fann_init_weights` does it;
 //! - FANN's `.net` (`FANN_FLO_2.1`, with scaling parameters) and `.data`
@@ -38,10 +39,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Not here yet: Cascade2 training (its settings are kept so that files
-//! round-trip) and fixed-point networks.
+//! Not here: fixed-point networks.
 
 pub mod activation;
+pub mod cascade;
 pub mod data;
 pub mod netfile;
 pub mod network;
@@ -51,6 +52,7 @@ pub mod train;
 pub mod weights;
 
 pub use activation::Activation;
+pub use cascade::CascadeReport;
 pub use data::{DataError, TrainData};
 pub use netfile::NetFileError;
 pub use network::{Network, NetworkError, NetworkType};

@@ -142,16 +142,17 @@ impl Default for TrainingParams {
 /// Per-network training buffers (FANN keeps these in `struct fann`).
 #[derive(Debug, Clone)]
 pub(crate) struct TrainState {
-    errors: Vec<f32>,
+    pub(crate) errors: Vec<f32>,
     slopes: Vec<f32>,
     prev_steps: Vec<f32>,
     prev_slopes: Vec<f32>,
     prev_deltas: Vec<f32>,
-    mse_value: f32,
+    /// Sum of squared errors since the last reset (FANN's `MSE_value`).
+    pub(crate) mse_value: f32,
     num_mse: u32,
     bit_fail: u32,
-    sarprop_epoch: u32,
-    rng: Rng,
+    pub(crate) sarprop_epoch: u32,
+    pub(crate) rng: Rng,
     algorithm: TrainingAlgorithm,
 }
 
@@ -178,7 +179,7 @@ pub enum Stop {
 }
 
 impl Network {
-    fn state(&mut self) -> &mut TrainState {
+    pub(crate) fn state(&mut self) -> &mut TrainState {
         let connections = self.weights.len();
         let neurons = self.neurons.len();
         let delta_zero = self.params.rprop_delta_zero;
@@ -215,7 +216,7 @@ impl Network {
     }
 
     /// Resets the MSE and bit-fail counters.
-    fn reset_mse(&mut self) {
+    pub(crate) fn reset_mse(&mut self) {
         let s = self.state();
         s.mse_value = 0.0;
         s.num_mse = 0;
@@ -230,6 +231,15 @@ impl Network {
         }
     }
 
+    /// Whether the last measured epoch meets the stop criterion (FANN's
+    /// `fann_desired_error_reached`).
+    pub fn desired_error_reached(&self, desired_error: f32) -> bool {
+        match self.params.stop_function {
+            StopFunction::Mse => self.mse() <= desired_error,
+            StopFunction::Bit => self.bit_fail() <= desired_error.max(0.0) as u32,
+        }
+    }
+
     /// Outputs that failed since the last reset.
     pub fn bit_fail(&self) -> u32 {
         self.train.as_ref().map_or(0, |s| s.bit_fail)
@@ -237,7 +247,7 @@ impl Network {
 
     /// FANN's `fann_compute_MSE`: accumulates the error of the last run
     /// against `desired` and sets the output neurons' error terms.
-    fn compute_mse(&mut self, desired: &[f32]) {
+    pub(crate) fn compute_mse(&mut self, desired: &[f32]) {
         let out = self.layers[self.layers.len() - 1];
         let num_output = self.num_output();
         let limit = self.params.bit_fail_limit;
@@ -310,16 +320,21 @@ impl Network {
 
     /// FANN's `fann_update_slopes_batch` over every layer.
     fn update_slopes(&mut self) {
+        let first = self.layers[1].first;
+        self.update_slopes_from(first);
+    }
+
+    /// FANN's `fann_update_slopes_batch` for neurons `first..`.
+    pub(crate) fn update_slopes_from(&mut self, first: usize) {
         let Network {
             neurons,
             connections,
             values,
             train,
-            layers,
             ..
         } = self;
         let Some(s) = train.as_mut() else { return };
-        for i in layers[1].first..neurons.len() {
+        for i in first..neurons.len() {
             let n = neurons[i];
             let error = s.errors[i];
             for c in n.first_con..n.last_con {
@@ -363,114 +378,70 @@ impl Network {
         }
     }
 
-    fn update_weights_quickprop(&mut self, num_data: usize) {
-        let epsilon = self.params.learning_rate / num_data as f32;
-        let decay = self.params.quickprop_decay;
-        let mu = self.params.quickprop_mu;
-        let shrink = (f64::from(mu) / (1.0 + f64::from(mu))) as f32;
+    fn update_weights_quickprop(&mut self, num_data: usize, from: usize) {
+        let params = self.params.clone();
         let Network { weights, train, .. } = self;
         let Some(s) = train.as_mut() else { return };
-        for i in 0..weights.len() {
-            let w = weights[i];
-            let prev_step = s.prev_steps[i];
-            let slope = s.slopes[i] + decay * w;
-            let prev_slope = s.prev_slopes[i];
-            let mut next = 0.0f32;
-            if prev_step > 0.001 {
-                if slope > 0.0 {
-                    next += epsilon * slope;
-                }
-                if slope > shrink * prev_slope {
-                    next += mu * prev_step;
-                } else {
-                    next += prev_step * slope / (prev_slope - slope);
-                }
-            } else if prev_step < -0.001 {
-                if slope < 0.0 {
-                    next += epsilon * slope;
-                }
-                if slope < shrink * prev_slope {
-                    next += mu * prev_step;
-                } else {
-                    next += prev_step * slope / (prev_slope - slope);
-                }
-            } else {
-                next += epsilon * slope;
-            }
-            s.prev_steps[i] = next;
-            weights[i] = (w + next).clamp(-1500.0, 1500.0);
-            s.prev_slopes[i] = slope;
-            s.slopes[i] = 0.0;
-        }
-    }
-
-    fn update_weights_irpropm(&mut self) {
-        let p = &self.params;
-        let (inc, dec, dmin, dmax) = (
-            p.rprop_increase_factor,
-            p.rprop_decrease_factor,
-            p.rprop_delta_min,
-            p.rprop_delta_max,
+        quickprop(
+            &params,
+            num_data,
+            Slices {
+                weights: &mut weights[from..],
+                slopes: &mut s.slopes[from..],
+                prev_steps: &mut s.prev_steps[from..],
+                prev_slopes: &mut s.prev_slopes[from..],
+            },
         );
-        let Network { weights, train, .. } = self;
-        let Some(s) = train.as_mut() else { return };
-        for i in 0..weights.len() {
-            let prev_step = s.prev_steps[i].max(0.0001);
-            let mut slope = s.slopes[i];
-            let same_sign = s.prev_slopes[i] * slope;
-            let next = if same_sign >= 0.0 {
-                (prev_step * inc).min(dmax)
-            } else {
-                slope = 0.0;
-                (prev_step * dec).max(dmin)
-            };
-            if slope < 0.0 {
-                weights[i] = (weights[i] - next).max(-1500.0);
-            } else {
-                weights[i] = (weights[i] + next).min(1500.0);
-            }
-            s.prev_steps[i] = next;
-            s.prev_slopes[i] = slope;
-            s.slopes[i] = 0.0;
-        }
     }
 
-    fn update_weights_sarprop(&mut self, epoch: u32) {
-        let mse = self.mse();
-        let p = self.params.clone();
+    fn update_weights_irpropm(&mut self, from: usize) {
+        let params = self.params.clone();
         let Network { weights, train, .. } = self;
         let Some(s) = train.as_mut() else { return };
-        let rmse = mse.sqrt();
-        let t = p.sarprop_temperature;
-        let decay = (f64::from(-t * epoch as f32 + p.sarprop_weight_decay_shift)).exp2() as f32;
-        let noise_scale = (f64::from(-t * epoch as f32 + p.sarprop_step_error_shift)).exp2() as f32;
-        for i in 0..weights.len() {
-            let prev_step = s.prev_steps[i].max(0.000001);
-            let mut slope = -s.slopes[i] - weights[i] * decay;
-            let same_sign = s.prev_slopes[i] * slope;
-            let mut next = 0.0;
-            if same_sign > 0.0 {
-                next = (prev_step * p.rprop_increase_factor).min(p.rprop_delta_max);
-                if slope < 0.0 {
-                    weights[i] += next;
-                } else {
-                    weights[i] -= next;
-                }
-            } else if same_sign < 0.0 {
-                next = if prev_step < p.sarprop_step_error_threshold_factor * mse {
-                    prev_step * p.rprop_decrease_factor + s.rng.unit() as f32 * rmse * noise_scale
-                } else {
-                    (prev_step * p.rprop_decrease_factor).max(0.000001)
-                };
-                slope = 0.0;
-            } else if slope < 0.0 {
-                weights[i] += prev_step;
-            } else {
-                weights[i] -= prev_step;
+        irpropm(
+            &params,
+            Slices {
+                weights: &mut weights[from..],
+                slopes: &mut s.slopes[from..],
+                prev_steps: &mut s.prev_steps[from..],
+                prev_slopes: &mut s.prev_slopes[from..],
+            },
+        );
+    }
+
+    fn update_weights_sarprop(&mut self, epoch: u32, from: usize) {
+        let mse = self.mse();
+        let params = self.params.clone();
+        let Network { weights, train, .. } = self;
+        let Some(s) = train.as_mut() else { return };
+        sarprop(
+            &params,
+            epoch,
+            mse,
+            &mut s.rng,
+            Slices {
+                weights: &mut weights[from..],
+                slopes: &mut s.slopes[from..],
+                prev_steps: &mut s.prev_steps[from..],
+                prev_slopes: &mut s.prev_slopes[from..],
+            },
+        );
+    }
+
+    /// Applies the configured batch algorithm to connections `from..`
+    /// (all of them for ordinary training, the output layer's for Cascade2).
+    pub(crate) fn update_weights_from(&mut self, num_data: usize, from: usize) {
+        match self.params.algorithm {
+            TrainingAlgorithm::Batch | TrainingAlgorithm::Incremental => {
+                self.update_weights_batch(num_data)
             }
-            s.prev_steps[i] = next;
-            s.prev_slopes[i] = slope;
-            s.slopes[i] = 0.0;
+            TrainingAlgorithm::Quickprop => self.update_weights_quickprop(num_data, from),
+            TrainingAlgorithm::Sarprop => {
+                let epoch = self.state().sarprop_epoch;
+                self.update_weights_sarprop(epoch, from);
+                self.state().sarprop_epoch += 1;
+            }
+            TrainingAlgorithm::Rprop => self.update_weights_irpropm(from),
         }
     }
 
@@ -507,16 +478,8 @@ impl Network {
                     self.backpropagate();
                     self.update_slopes();
                 }
-                match algorithm {
-                    TrainingAlgorithm::Batch => self.update_weights_batch(data.len()),
-                    TrainingAlgorithm::Quickprop => self.update_weights_quickprop(data.len()),
-                    TrainingAlgorithm::Sarprop => {
-                        let epoch = self.state().sarprop_epoch;
-                        self.update_weights_sarprop(epoch);
-                        self.state().sarprop_epoch += 1;
-                    }
-                    _ => self.update_weights_irpropm(),
-                }
+                let _ = algorithm;
+                self.update_weights_from(data.len(), 0);
             }
         }
         Ok(self.mse())
@@ -558,10 +521,7 @@ impl Network {
                 mse,
                 bit_fail: self.bit_fail(),
             };
-            let reached = match self.params.stop_function {
-                StopFunction::Mse => mse <= desired_error,
-                StopFunction::Bit => last.bit_fail as f32 <= desired_error,
-            };
+            let reached = self.desired_error_reached(desired_error);
             if !each_epoch(&last) {
                 return Ok((Stop::Interrupted, last));
             }
@@ -572,7 +532,7 @@ impl Network {
         Ok((Stop::MaxEpochs, last))
     }
 
-    fn check_data(&self, data: &TrainData) -> Result<(), NetworkError> {
+    pub(crate) fn check_data(&self, data: &TrainData) -> Result<(), NetworkError> {
         if data.num_input() != self.num_input() {
             return Err(NetworkError::Length {
                 expected: self.num_input(),
@@ -596,6 +556,114 @@ impl Network {
             ));
         }
         Ok(())
+    }
+}
+
+/// The arrays a batch update rule works on, one entry per connection.
+pub(crate) struct Slices<'a> {
+    pub weights: &'a mut [f32],
+    pub slopes: &'a mut [f32],
+    pub prev_steps: &'a mut [f32],
+    pub prev_slopes: &'a mut [f32],
+}
+
+/// FANN's `fann_update_weights_quickprop`.
+pub(crate) fn quickprop(p: &TrainingParams, num_data: usize, a: Slices) {
+    let epsilon = p.learning_rate / num_data as f32;
+    let decay = p.quickprop_decay;
+    let mu = p.quickprop_mu;
+    let shrink = (f64::from(mu) / (1.0 + f64::from(mu))) as f32;
+    for i in 0..a.weights.len() {
+        let w = a.weights[i];
+        let prev_step = a.prev_steps[i];
+        let slope = a.slopes[i] + decay * w;
+        let prev_slope = a.prev_slopes[i];
+        let mut next = 0.0f32;
+        if prev_step > 0.001 {
+            if slope > 0.0 {
+                next += epsilon * slope;
+            }
+            if slope > shrink * prev_slope {
+                next += mu * prev_step;
+            } else {
+                next += prev_step * slope / (prev_slope - slope);
+            }
+        } else if prev_step < -0.001 {
+            if slope < 0.0 {
+                next += epsilon * slope;
+            }
+            if slope < shrink * prev_slope {
+                next += mu * prev_step;
+            } else {
+                next += prev_step * slope / (prev_slope - slope);
+            }
+        } else {
+            next += epsilon * slope;
+        }
+        a.prev_steps[i] = next;
+        a.weights[i] = (w + next).clamp(-1500.0, 1500.0);
+        a.prev_slopes[i] = slope;
+        a.slopes[i] = 0.0;
+    }
+}
+
+/// FANN's `fann_update_weights_irpropm` (iRPROP−).
+pub(crate) fn irpropm(p: &TrainingParams, a: Slices) {
+    for i in 0..a.weights.len() {
+        let prev_step = a.prev_steps[i].max(0.0001);
+        let mut slope = a.slopes[i];
+        let same_sign = a.prev_slopes[i] * slope;
+        let next = if same_sign >= 0.0 {
+            (prev_step * p.rprop_increase_factor).min(p.rprop_delta_max)
+        } else {
+            slope = 0.0;
+            (prev_step * p.rprop_decrease_factor).max(p.rprop_delta_min)
+        };
+        if slope < 0.0 {
+            a.weights[i] = (a.weights[i] - next).max(-1500.0);
+        } else {
+            a.weights[i] = (a.weights[i] + next).min(1500.0);
+        }
+        a.prev_steps[i] = next;
+        a.prev_slopes[i] = slope;
+        a.slopes[i] = 0.0;
+    }
+}
+
+/// FANN's `fann_update_weights_sarprop` (its random term from this crate's
+/// generator instead of C's `rand()`).
+pub(crate) fn sarprop(p: &TrainingParams, epoch: u32, mse: f32, rng: &mut Rng, a: Slices) {
+    let rmse = mse.sqrt();
+    let t = p.sarprop_temperature;
+    let decay = f64::from(-t * epoch as f32 + p.sarprop_weight_decay_shift).exp2() as f32;
+    let noise_scale = f64::from(-t * epoch as f32 + p.sarprop_step_error_shift).exp2() as f32;
+    for i in 0..a.weights.len() {
+        let prev_step = a.prev_steps[i].max(0.000001);
+        let mut slope = -a.slopes[i] - a.weights[i] * decay;
+        let same_sign = a.prev_slopes[i] * slope;
+        let mut next = 0.0;
+        if same_sign > 0.0 {
+            next = (prev_step * p.rprop_increase_factor).min(p.rprop_delta_max);
+            if slope < 0.0 {
+                a.weights[i] += next;
+            } else {
+                a.weights[i] -= next;
+            }
+        } else if same_sign < 0.0 {
+            next = if prev_step < p.sarprop_step_error_threshold_factor * mse {
+                prev_step * p.rprop_decrease_factor + rng.unit() as f32 * rmse * noise_scale
+            } else {
+                (prev_step * p.rprop_decrease_factor).max(0.000001)
+            };
+            slope = 0.0;
+        } else if slope < 0.0 {
+            a.weights[i] += prev_step;
+        } else {
+            a.weights[i] -= prev_step;
+        }
+        a.prev_steps[i] = next;
+        a.prev_slopes[i] = slope;
+        a.slopes[i] = 0.0;
     }
 }
 

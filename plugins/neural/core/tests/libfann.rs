@@ -5,7 +5,8 @@
 //! (max abs difference ≤ 1e-5 for every activation function), run networks
 //! saved here in libfann, and compare training curves epoch by epoch
 //! (within 1e-4 relative for the first 50 epochs) for incremental, batch,
-//! iRPROP− and Quickprop.
+//! iRPROP− and Quickprop; and networks grown here by Cascade2 run in libfann
+//! to the same outputs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -285,4 +286,35 @@ fn tempfile_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("libfann-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn networks_grown_by_cascade2_run_in_libfann_to_the_same_outputs() {
+    let dir = tempfile_dir("cascade");
+    let mut pairs = Vec::new();
+    for i in 0..9 {
+        for j in 0..9 {
+            let (x, y) = (i as f32 / 4.0 - 1.0, j as f32 / 4.0 - 1.0);
+            pairs.push((
+                vec![x, y],
+                vec![if x * x + y * y < 0.5 { 1.0 } else { -1.0 }],
+            ));
+        }
+    }
+    let data = TrainData::new(&pairs).unwrap();
+    let mut net = Network::shortcut(&[2, 1], 3).unwrap();
+    net.set_activation_output(Activation::SigmoidSymmetric);
+    let report = net.cascade_train(&data, 6, 0.005, 11, |_| true).unwrap();
+    assert!(report.neurons >= 1, "{report:?}");
+    let path = dir.join("cascade.net");
+    std::fs::write(&path, net.to_fann_string()).unwrap();
+    let xs = inputs(60, 2, 5);
+    let expected = rows(&fann(&[
+        "run",
+        path.to_str().unwrap(),
+        write_inputs(&dir, &xs).to_str().unwrap(),
+    ]));
+    let ours: Vec<Vec<f32>> = xs.iter().map(|x| net.run(x).unwrap()).collect();
+    let diff = max_diff(&ours, &expected);
+    assert!(diff <= 1e-5, "max diff {diff}");
 }
