@@ -144,6 +144,24 @@ pub mod __private {
     pub use wit_bindgen;
 }
 
+/// Checks an identifier an agent passed in: 1 to `max` bytes of ASCII
+/// letters, digits and the characters in `extra`. The error, an
+/// invalid-arguments one, names `what` (e.g. `"budget id"`).
+pub fn check_id(what: &str, id: &str, max: usize, extra: &str) -> Result<(), ToolError> {
+    let ok = !id.is_empty()
+        && id.len() <= max
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::invalid_arguments(format!(
+            "{what} `{id}` must be 1 to {max} characters of letters, digits and `{extra}`"
+        )))
+    }
+}
+
 /// The wall-clock time, in milliseconds since the Unix epoch (the host's
 /// clock, through WASI).
 pub fn unix_time_ms() -> u64 {

@@ -23,6 +23,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::tool::check_simple_name;
+
 /// The manifest file name inside a plugin directory.
 pub const MANIFEST_FILE: &str = "plugin.toml";
 
@@ -228,22 +230,6 @@ impl Manifest {
             resources,
             requires,
         })
-    }
-}
-
-/// Names in manifests that end up in URIs and tool names.
-fn check_simple_name(what: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} name `{name}` must be 1 to 64 characters of letters, digits, `_` and `-`"
-        ))
     }
 }
 

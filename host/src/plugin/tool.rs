@@ -155,6 +155,12 @@ fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), Stri
 }
 
 fn check_tool_name(name: &str) -> Result<(), String> {
+    check_simple_name("tool", name)
+}
+
+/// Checks a name that ends up in tool names or URIs: 1 to 64 characters of
+/// a-z, A-Z, 0-9, `_` and `-` (what every common MCP client accepts).
+pub(crate) fn check_simple_name(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_QUALIFIED_NAME
         && name
@@ -164,7 +170,7 @@ fn check_tool_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "tool name `{}` must be 1 to {MAX_QUALIFIED_NAME} characters of a-z, A-Z, 0-9, `_` and `-`",
+            "{what} name `{}` must be 1 to {MAX_QUALIFIED_NAME} characters of a-z, A-Z, 0-9, `_` and `-`",
             name.escape_debug()
         ))
     }

@@ -178,18 +178,7 @@ fn settings() -> Result<Settings, ToolError> {
 }
 
 fn check_id(id: &str) -> Result<(), ToolError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:-@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ToolError::invalid_arguments(format!(
-            "budget id `{id}` must be 1 to 128 characters of letters, digits and `._:-@`"
-        )))
-    }
+    toolmesh_sdk::check_id("budget id", id, 128, "._:-@")
 }
 
 fn check_amount(name: &str, amount: u64, min: u64) -> Result<(), ToolError> {

@@ -30,18 +30,7 @@ pub struct NetEntry {
 
 /// Names of networks and data sets.
 pub fn check_name(name: &str) -> Result<(), ToolError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ToolError::invalid_arguments(format!(
-            "name `{name}` must be 1 to 64 characters of letters, digits and `._-`"
-        )))
-    }
+    toolmesh_sdk::check_id("name", name, 64, "._-")
 }
 
 fn net_key(name: &str) -> String {

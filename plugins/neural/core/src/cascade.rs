@@ -39,6 +39,35 @@ struct Candidates {
     scores: Vec<f32>,
 }
 
+/// FANN's rule for when a training phase has stopped improving: after any
+/// significant change, aim `fraction` further and allow a new quota of
+/// epochs to get there.
+struct Stagnation {
+    target: f32,
+    backslide: f32,
+    until: u32,
+}
+
+impl Stagnation {
+    fn new(max_epochs: u32) -> Self {
+        Self {
+            target: 0.0,
+            backslide: -1.0e20,
+            until: max_epochs,
+        }
+    }
+
+    fn set(&mut self, value: f32, fraction: f32, until: u32) {
+        self.target = value * (1.0 + fraction);
+        self.backslide = value * (1.0 - fraction);
+        self.until = until;
+    }
+
+    fn stagnant(&self, epoch: u32, min_epochs: u32) -> bool {
+        epoch >= self.until && epoch >= min_epochs
+    }
+}
+
 impl Candidates {
     fn stride(&self) -> usize {
         self.inputs + self.outputs
@@ -110,25 +139,28 @@ impl Network {
         if self.desired_error_reached(desired_error) {
             return 1;
         }
-        let (mut target, mut backslide) = (0.0f32, -1.0e20f32);
-        let mut stagnation = c.max_out_epochs;
+        let mut goal = Stagnation::new(c.max_out_epochs);
         for i in 1..c.max_out_epochs {
             let error = self.train_outputs_epoch(data);
             if self.desired_error_reached(desired_error) {
                 return i + 1;
             }
             let improvement = initial - error;
-            let significant = if target >= 0.0 {
-                improvement > target || improvement < backslide
+            // FANN also accepts a "significant" change when the goal is a
+            // worsening (negative target).
+            let significant = if goal.target >= 0.0 {
+                improvement > goal.target || improvement < goal.backslide
             } else {
-                improvement < target || improvement > backslide
+                improvement < goal.target || improvement > goal.backslide
             };
             if significant {
-                target = improvement * (1.0 + c.output_change_fraction);
-                backslide = improvement * (1.0 - c.output_change_fraction);
-                stagnation = i + c.output_stagnation_epochs;
+                goal.set(
+                    improvement,
+                    c.output_change_fraction,
+                    i + c.output_stagnation_epochs,
+                );
             }
-            if i >= stagnation && i >= c.min_out_epochs {
+            if goal.stagnant(i, c.min_out_epochs) {
                 return i + 1;
             }
         }
@@ -199,20 +231,21 @@ impl Network {
     /// FANN's `fann_train_candidates`: returns the epochs used.
     fn train_candidates(&mut self, data: &TrainData, cands: &mut Candidates) -> u32 {
         let c = self.cascade.clone();
-        let (mut target, mut backslide) = (0.0f32, -1.0e20f32);
-        let mut stagnation = c.max_cand_epochs;
+        let mut goal = Stagnation::new(c.max_cand_epochs);
         let sse = self.train.as_ref().map_or(0.0, |s| s.mse_value);
         for i in 0..c.max_cand_epochs {
             let best = self.train_candidates_epoch(data, cands, sse);
             if best / sse > c.candidate_limit {
                 return i + 1;
             }
-            if best > target || best < backslide {
-                target = best * (1.0 + c.candidate_change_fraction);
-                backslide = best * (1.0 - c.candidate_change_fraction);
-                stagnation = i + c.candidate_stagnation_epochs;
+            if best > goal.target || best < goal.backslide {
+                goal.set(
+                    best,
+                    c.candidate_change_fraction,
+                    i + c.candidate_stagnation_epochs,
+                );
             }
-            if i >= stagnation && i >= c.min_cand_epochs {
+            if goal.stagnant(i, c.min_cand_epochs) {
                 return i + 1;
             }
         }

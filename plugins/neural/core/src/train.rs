@@ -471,14 +471,13 @@ impl Network {
                     self.train_pair(data.input(i), data.output(i))?;
                 }
             }
-            algorithm => {
+            _ => {
                 for i in 0..data.len() {
                     self.forward(data.input(i))?;
                     self.compute_mse(data.output(i));
                     self.backpropagate();
                     self.update_slopes();
                 }
-                let _ = algorithm;
                 self.update_weights_from(data.len(), 0);
             }
         }

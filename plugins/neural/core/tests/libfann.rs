@@ -94,6 +94,18 @@ fn write_inputs(dir: &Path, rows: &[Vec<f32>]) -> PathBuf {
     path
 }
 
+/// The largest |ours − libfann| over `xs`, running the network saved at
+/// `path` in libfann and `net` here.
+fn diff_from_libfann(net: &mut Network, path: &Path, dir: &Path, xs: &[Vec<f32>]) -> f32 {
+    let expected = rows(&fann(&[
+        "run",
+        path.to_str().unwrap(),
+        write_inputs(dir, xs).to_str().unwrap(),
+    ]));
+    let ours: Vec<Vec<f32>> = xs.iter().map(|x| net.run(x).unwrap()).collect();
+    max_diff(&ours, &expected)
+}
+
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -129,13 +141,7 @@ fn networks_saved_by_libfann_run_to_the_same_outputs() {
             let mut net =
                 Network::from_fann_str(&text).unwrap_or_else(|e| panic!("{kind} {act}: {e}"));
             let xs = inputs(60, 3, act + 1);
-            let expected = rows(&fann(&[
-                "run",
-                net_path.to_str().unwrap(),
-                write_inputs(&dir, &xs).to_str().unwrap(),
-            ]));
-            let ours: Vec<Vec<f32>> = xs.iter().map(|x| net.run(x).unwrap()).collect();
-            let diff = max_diff(&ours, &expected);
+            let diff = diff_from_libfann(&mut net, &net_path, &dir, &xs);
             assert!(
                 diff <= 1e-5,
                 "{kind} {}: max |ours - libfann| = {diff}",
@@ -174,13 +180,7 @@ fn networks_saved_here_run_in_libfann_to_the_same_outputs() {
             let path = dir.join(format!("ours-{kind}-{act}.net"));
             std::fs::write(&path, net.to_fann_string()).unwrap();
             let xs = inputs(60, 4, 100 + act);
-            let expected = rows(&fann(&[
-                "run",
-                path.to_str().unwrap(),
-                write_inputs(&dir, &xs).to_str().unwrap(),
-            ]));
-            let ours: Vec<Vec<f32>> = xs.iter().map(|x| net.run(x).unwrap()).collect();
-            let diff = max_diff(&ours, &expected);
+            let diff = diff_from_libfann(&mut net, &path, &dir, &xs);
             assert!(
                 diff <= 1e-5,
                 "{kind} {}: max diff {diff}",
@@ -309,12 +309,6 @@ fn networks_grown_by_cascade2_run_in_libfann_to_the_same_outputs() {
     let path = dir.join("cascade.net");
     std::fs::write(&path, net.to_fann_string()).unwrap();
     let xs = inputs(60, 2, 5);
-    let expected = rows(&fann(&[
-        "run",
-        path.to_str().unwrap(),
-        write_inputs(&dir, &xs).to_str().unwrap(),
-    ]));
-    let ours: Vec<Vec<f32>> = xs.iter().map(|x| net.run(x).unwrap()).collect();
-    let diff = max_diff(&ours, &expected);
+    let diff = diff_from_libfann(&mut net, &path, &dir, &xs);
     assert!(diff <= 1e-5, "max diff {diff}");
 }
