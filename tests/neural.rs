@@ -5,32 +5,18 @@
 //! limit.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use rmcp::model::ProgressNotificationParam;
-use rmcp::service::NotificationContext;
-use rmcp::{ClientHandler, RoleClient};
+use rmcp::RoleClient;
 use serde_json::{Value, json};
-use toolmesh_test_support::{TempHost, call, connect_command, first_text, serve_command};
+use toolmesh_test_support::{
+    ProgressLog, TempHost, call, connect_command, first_text, serve_command,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
 
-#[derive(Clone, Default)]
-struct Progress(Arc<Mutex<Vec<ProgressNotificationParam>>>);
+type Client = rmcp::service::RunningService<RoleClient, ProgressLog>;
 
-impl ClientHandler for Progress {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.0.lock().expect("not poisoned").push(params);
-    }
-}
-
-type Client = rmcp::service::RunningService<RoleClient, Progress>;
-
-async fn start(host: &TempHost, config: &str, progress: Progress) -> anyhow::Result<Client> {
+async fn start(host: &TempHost, config: &str, progress: ProgressLog) -> anyhow::Result<Client> {
     let mut args = host.args();
     let path = host.data_dir().with_file_name("toolmesh.toml");
     std::fs::write(&path, config)?;
@@ -50,7 +36,7 @@ fn xor() -> Value {
 #[tokio::test]
 async fn create_train_run_and_share_networks() -> anyhow::Result<()> {
     let host = TempHost::new()?;
-    let progress = Progress::default();
+    let progress = ProgressLog::default();
     let client = start(&host, "", progress.clone()).await?;
 
     ok(&call(
@@ -67,7 +53,7 @@ async fn create_train_run_and_share_networks() -> anyhow::Result<()> {
     .await?);
     assert_eq!(trained["stopped"], "reached", "{trained}");
     assert!(trained["mse"].as_f64().unwrap_or(1.0) < 0.001);
-    let reports = progress.0.lock().expect("not poisoned").clone();
+    let reports = progress.wait_for(1).await;
     assert!(!reports.is_empty(), "training reported progress");
     assert!(reports.iter().all(|p| p.total == Some(500.0)));
 
@@ -163,7 +149,7 @@ async fn create_train_run_and_share_networks() -> anyhow::Result<()> {
     client.cancel().await?;
 
     // Everything survives a restart.
-    let client = start(&host, "", Progress::default()).await?;
+    let client = start(&host, "", ProgressLog::default()).await?;
     let listed = ok(&call(&client, "neural__list", json!({})).await?);
     let names: Vec<&str> = listed["networks"]
         .as_array()
@@ -182,7 +168,7 @@ async fn training_stops_cleanly_at_the_quota_or_its_time_limit() -> anyhow::Resu
     let client = start(
         &host,
         "[levels.standard]\nfuel = 200000000\n",
-        Progress::default(),
+        ProgressLog::default(),
     )
     .await?;
     ok(&call(
@@ -217,7 +203,7 @@ async fn training_stops_cleanly_at_the_quota_or_its_time_limit() -> anyhow::Resu
     client.cancel().await?;
 
     // With its own time limit, training stops in time and keeps its progress.
-    let client = start(&host, "", Progress::default()).await?;
+    let client = start(&host, "", ProgressLog::default()).await?;
     let timed = ok(&call(
         &client,
         "neural__train",

@@ -6,15 +6,13 @@
 //! plugins at different levels, including under concurrency.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{ProgressNotificationParam, ReadResourceRequestParams};
-use rmcp::service::NotificationContext;
+use rmcp::model::ReadResourceRequestParams;
 use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 use toolmesh_test_support::{
-    TempHost, call, connect_command, first_text, serve_command, test_plugin,
+    ProgressLog, TempHost, call, connect_command, first_text, serve_command, test_plugin,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -391,19 +389,6 @@ async fn blobs_round_trip_by_hash_and_persist() -> anyhow::Result<()> {
 }
 
 /// Collects the progress notifications the server sends.
-#[derive(Clone, Default)]
-struct ProgressLog(Arc<Mutex<Vec<ProgressNotificationParam>>>);
-
-impl ClientHandler for ProgressLog {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.0.lock().expect("not poisoned").push(params);
-    }
-}
-
 #[tokio::test]
 async fn progress_reports_become_mcp_notifications() -> anyhow::Result<()> {
     let layout = layout(CONFIG)?;
@@ -412,12 +397,7 @@ async fn progress_reports_become_mcp_notifications() -> anyhow::Result<()> {
     // rmcp's client puts a progress token on every request.
     let result = call(&client, "hostile__progress", json!({"steps": 5, "ms": 5})).await?;
     assert_eq!(first_text(&result), "did 5 steps");
-    // Notifications may trail the response by a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while log.0.lock().expect("not poisoned").len() < 5 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let seen = log.0.lock().expect("not poisoned").clone();
+    let seen = log.wait_for(5).await;
     let done: Vec<f64> = seen.iter().map(|p| p.progress).collect();
     assert_eq!(done, [1.0, 2.0, 3.0, 4.0, 5.0]);
     let token = &seen[0].progress_token;

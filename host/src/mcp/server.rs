@@ -159,10 +159,13 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| forward_progress(token, context.peer.clone()));
+        let (progress, forwarder) = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (sink, task) = forward_progress(token, context.peer.clone());
+                (Some(sink), Some(task))
+            }
+            None => (None, None),
+        };
         let meta_text = |key: &str| {
             context
                 .meta
@@ -183,11 +186,19 @@ impl ServerHandler for McpServer {
             token: meta_text(META_TOKEN),
             budget: meta_text(META_BUDGET),
         };
-        match self
+        let outcome = self
             .tools
             .call(&request.name, request.arguments, meta, &context.ct)
-            .await
+            .await;
+        // The call's store (and with it the sink) is gone: let the forwarder
+        // send what is queued, so every progress notification precedes the
+        // result. Bounded, so a stalled client cannot hold the result back.
+        if let Some(task) = forwarder
+            && tokio::time::timeout(PROGRESS_FLUSH, task).await.is_err()
         {
+            tracing::debug!("progress notifications still queued when the result was sent");
+        }
+        match outcome {
             Ok(result) => Ok(result.into()),
             // MCP: an unknown tool is a protocol error (-32602).
             Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
@@ -195,11 +206,17 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// Longest wait for queued progress notifications once a call has ended.
+const PROGRESS_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A sink whose reports become `notifications/progress` for `token`, sent
 /// by a task that ends when the call's store (and so the sink) is dropped.
-fn forward_progress(token: ProgressToken, peer: Peer<RoleServer>) -> ProgressSink {
+fn forward_progress(
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+) -> (ProgressSink, tokio::task::JoinHandle<()>) {
     let (sink, mut reports) = progress::channel();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(report) = reports.recv().await {
             let mut param = ProgressNotificationParam::new(token.clone(), report.done);
             param.total = report.total;
@@ -210,5 +227,5 @@ fn forward_progress(token: ProgressToken, peer: Peer<RoleServer>) -> ProgressSin
             }
         }
     });
-    sink
+    (sink, task)
 }

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
-use rmcp::service::RunningService;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::process::Command;
@@ -148,4 +151,37 @@ pub fn first_text(result: &CallToolResult) -> &str {
         .and_then(|c| c.as_text())
         .map(|t| t.text.as_str())
         .unwrap_or("")
+}
+
+/// A client handler that records every `notifications/progress` it gets.
+#[derive(Clone, Default)]
+pub struct ProgressLog(Arc<Mutex<Vec<ProgressNotificationParam>>>);
+
+impl ClientHandler for ProgressLog {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().expect("not poisoned").push(params);
+    }
+}
+
+impl ProgressLog {
+    /// The reports once at least `n` have arrived, or all that arrived
+    /// within five seconds. The host sends a call's notifications before
+    /// its result, but rmcp's client hands them to the handler on tasks of
+    /// their own, so they may trail the result by a moment.
+    pub async fn wait_for(&self, n: usize) -> Vec<ProgressNotificationParam> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.lock().expect("not poisoned").len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        self.0.lock().expect("not poisoned").clear();
+    }
 }
