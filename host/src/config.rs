@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::level::{LevelOverrides, Levels};
+use crate::p2p::P2pConfig;
+use crate::plugin::trust::{REFUSE, TrustPolicy};
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,10 @@ pub struct Config {
     pub permissions: PermissionsConfig,
     /// Charging calls to the caller's budget.
     pub metering: MeteringConfig,
+    /// Trusted publishers and the level ceilings of everything else.
+    pub trust: TrustPolicy,
+    /// The peer-to-peer mesh.
+    pub p2p: P2pConfig,
 }
 
 impl Default for Config {
@@ -78,6 +84,8 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             permissions: PermissionsConfig::default(),
             metering: MeteringConfig::default(),
+            trust: TrustPolicy::default(),
+            p2p: P2pConfig::default(),
         }
     }
 }
@@ -205,7 +213,16 @@ impl Config {
                 rt.max_concurrent_calls
             ));
         }
-        Levels::new(&self.levels)?;
+        let levels = Levels::new(&self.levels)?;
+        if self.trust.unsigned != REFUSE {
+            levels
+                .get(&self.trust.unsigned)
+                .map_err(|e| format!("trust.unsigned: {e}"))?;
+        }
+        levels
+            .get(&self.trust.peer)
+            .map_err(|e| format!("trust.peer: {e}"))?;
+        self.p2p.check().map_err(|e| format!("p2p: {e}"))?;
         if self.metering.fuel_per_unit == 0 {
             return Err("metering.fuel_per_unit must be at least 1".into());
         }

@@ -32,7 +32,8 @@ impl Host {
                 config.compile_cache_dir(),
                 open_stores(config),
             )?
-            .with_plugin_configs(config.plugin_configs()),
+            .with_plugin_configs(config.plugin_configs())
+            .with_trust(config.trust.clone()),
         );
         let set = PluginSet {
             bundled: config.bundled_plugins,

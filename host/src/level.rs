@@ -50,6 +50,21 @@ pub struct Level {
     pub capabilities: BTreeSet<Capability>,
 }
 
+impl Level {
+    /// Whether this level allows no more than `other`: each quota no larger,
+    /// and only capabilities `other` allows.
+    pub fn within(&self, other: &Level) -> bool {
+        self.fuel <= other.fuel
+            && self.memory_bytes <= other.memory_bytes
+            && self.handles <= other.handles
+            && self.timeout <= other.timeout
+            && self.max_output_bytes <= other.max_output_bytes
+            && self.kv_bytes <= other.kv_bytes
+            && self.blob_bytes <= other.blob_bytes
+            && self.capabilities.is_subset(&other.capabilities)
+    }
+}
+
 /// A level as written in `toolmesh.toml`: every key optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +225,21 @@ impl Levels {
         })
     }
 
+    /// The level a plugin asking for `requested` gets under `ceiling`: the
+    /// requested level if it is within the ceiling, else the ceiling.
+    pub fn capped(&self, requested: &str, ceiling: Option<&str>) -> Result<Arc<Level>, String> {
+        let requested = self.get(requested)?;
+        let Some(ceiling) = ceiling else {
+            return Ok(requested);
+        };
+        let ceiling = self.get(ceiling)?;
+        Ok(if requested.within(&ceiling) {
+            requested
+        } else {
+            ceiling
+        })
+    }
+
     /// The largest linear memory any level allows.
     pub fn max_memory_bytes(&self) -> usize {
         self.levels
@@ -256,6 +286,21 @@ mod tests {
                 .capabilities
                 .contains(&Capability::Env)
         );
+    }
+
+    #[test]
+    fn a_ceiling_caps_a_level_by_what_it_allows() {
+        let overrides: BTreeMap<String, LevelOverrides> =
+            toml::from_str("[wide]\nfuel = 1\ncapabilities = [\"env\"]\n").unwrap();
+        let levels = Levels::new(&overrides).unwrap();
+        let capped = |requested, ceiling| levels.capped(requested, ceiling).unwrap().name.clone();
+        assert_eq!(capped("trusted", None), "trusted");
+        assert_eq!(capped("trusted", Some("standard")), "standard");
+        assert_eq!(capped("untrusted", Some("standard")), "untrusted");
+        // Less fuel, but a capability `untrusted` lacks: not within it.
+        assert_eq!(capped("wide", Some("untrusted")), "untrusted");
+        assert!(levels.capped("nope", None).is_err());
+        assert!(levels.capped("untrusted", Some("nope")).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`runtime`] holds the engine, linker, compile cache, one store per call.
 //! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
 //! - [`mcp`] holds the tool-call semantics and the rmcp server.
+//! - [`p2p`] links hosts into a mesh that shares plugins and weights.
 //! - [`stats`] keeps a running host's usage in its data directory.
 //! - [`usage`] records what each call consumed and aggregates it.
 //! - [`host`] wires it all together from a configuration.
@@ -24,6 +25,7 @@ pub mod content_hash;
 pub mod host;
 pub mod level;
 pub mod mcp;
+pub mod p2p;
 pub mod plugin;
 pub mod runtime;
 pub mod stats;

@@ -11,9 +11,14 @@ use tokio_util::sync::CancellationToken;
 use toolmesh::capability::HostStores;
 use toolmesh::capability::grant::Grants;
 use toolmesh::config::Config;
+use toolmesh::content_hash::ContentHash;
 use toolmesh::host::Host;
 use toolmesh::mcp::{CallMeta, McpServer};
+use toolmesh::p2p::mesh::MeshPaths;
+use toolmesh::p2p::{Mesh, control, identity};
 use toolmesh::plugin::install::install;
+use toolmesh::plugin::manifest::{MANIFEST_FILE, Manifest};
+use toolmesh::plugin::trust::{PublisherKey, SIGNATURE_FILE, Signature};
 use toolmesh::runtime::Runtime;
 use tracing_subscriber::EnvFilter;
 
@@ -48,7 +53,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve every plugin's tools over MCP on stdin/stdout.
-    Serve,
+    Serve {
+        /// Join the peer-to-peer mesh (as `[p2p] enabled = true`).
+        #[arg(long)]
+        p2p: bool,
+    },
+    /// Show this host's public key and peer id (the key is created on first
+    /// use), or create a publisher key for signing plugins.
+    Key {
+        /// Create a new key in FILE instead, and show its public key.
+        #[arg(long, value_name = "FILE")]
+        generate: Option<PathBuf>,
+    },
+    /// The peers of the running host (through its control socket).
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Offer an installed plugin, or a neural network's weights, to the mesh
+    /// (through the running host).
+    Publish {
+        /// An installed plugin's name.
+        #[arg(long, conflicts_with_all = ["weights", "network"], required_unless_present = "weights")]
+        plugin: Option<String>,
+        /// A weights blob's hash (blake3:…).
+        #[arg(long, requires = "network")]
+        weights: Option<String>,
+        /// The network the weights belong to.
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Manage installed plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -94,12 +126,38 @@ enum PluginCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Sign a plugin (its plugin.toml and component hash) with a publisher
+    /// key, writing plugin.sig beside the manifest.
+    Sign {
+        /// The plugin's directory.
+        path: PathBuf,
+        /// The publisher key file (default: this host's key).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Fetch a plugin (by name or hash) from the mesh through the running
+    /// host, and install it if a trusted publisher signed it.
+    Fetch {
+        /// A plugin name, or a blob hash (blake3:…).
+        target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// The known peers.
+    List,
+    /// Connect to a peer by multiaddr.
+    Connect {
+        /// e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo…
+        address: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve => "info",
+        Command::Serve { .. } => "info",
         _ => "warn",
     };
     init_logging(default_level);
@@ -155,7 +213,39 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Serve => serve(&config).await,
+        Command::Serve { p2p } => serve(&config, p2p).await,
+        Command::Key { generate } => key(&config, generate.as_deref()),
+        Command::Plugin(PluginCommand::Sign { path, key }) => sign(&config, &path, key.as_deref()),
+        Command::Plugin(PluginCommand::Fetch { target }) => {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("target".into(), target.into());
+            control(&config, "mesh__fetch", arguments).await
+        }
+        Command::Peer(PeerCommand::List) => {
+            control(&config, "mesh__peers", serde_json::Map::new()).await
+        }
+        Command::Peer(PeerCommand::Connect { address }) => {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("address".into(), address.into());
+            control(&config, "mesh__connect", arguments).await
+        }
+        Command::Publish {
+            plugin,
+            weights,
+            network,
+        } => {
+            let mut arguments = serde_json::Map::new();
+            for (key, value) in [
+                ("plugin", plugin),
+                ("weights", weights),
+                ("network", network),
+            ] {
+                if let Some(value) = value {
+                    arguments.insert(key.into(), value.into());
+                }
+            }
+            control(&config, "mesh__publish", arguments).await
+        }
         Command::Plugin(PluginCommand::List) => list(&config).await,
         Command::Plugin(PluginCommand::Install { path, force }) => {
             install_plugin(&config, &path, force).await
@@ -181,7 +271,87 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+/// Where the mesh keeps its files.
+fn p2p_dir(config: &Config) -> PathBuf {
+    config.data_dir().join("p2p")
+}
+
+fn key(config: &Config, generate: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match generate {
+        Some(path) => {
+            let key = identity::create(path)?;
+            writeln!(out, "created {}", path.display())?;
+            writeln!(out, "publisher key: {}", PublisherKey::of(&key))?;
+        }
+        None => {
+            let path = p2p_dir(config).join(identity::HOST_KEY_FILE);
+            let key = identity::load_or_create(&path)?;
+            let peer_id = identity::libp2p_keypair(&key).public().to_peer_id();
+            writeln!(out, "peer id: {peer_id}")?;
+            writeln!(out, "publisher key: {}", PublisherKey::of(&key))?;
+            writeln!(out, "key file: {}", path.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(
+    config: &Config,
+    dir: &std::path::Path,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let key = match key {
+        Some(path) => identity::load(path)?,
+        None => identity::load_or_create(&p2p_dir(config).join(identity::HOST_KEY_FILE))?,
+    };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let wasm_path = dir.join(&manifest.component);
+    let wasm = std::fs::read(&wasm_path)
+        .with_context(|| format!("cannot read {}", wasm_path.display()))?;
+    let hash = ContentHash::of(&wasm);
+    match manifest.hash {
+        Some(stated) if stated == hash => {}
+        Some(stated) => bail!(
+            "the manifest says the component is {stated} but it is {hash}: fix the manifest first"
+        ),
+        None => bail!("the manifest has no `hash`; add `hash = \"{hash}\"` first"),
+    }
+    let signature = Signature::sign(&key, text.as_bytes(), &hash);
+    let path = dir.join(SIGNATURE_FILE);
+    std::fs::write(&path, signature.to_file_text())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "signed {} {} as {} ({})",
+        manifest.name,
+        manifest.version,
+        signature.publisher,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls a mesh tool on the running host and prints its result as JSON.
+async fn control(
+    config: &Config,
+    tool: &str,
+    arguments: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<ExitCode> {
+    let socket = p2p_dir(config).join(control::SOCKET_FILE);
+    let value = control::call(&socket, tool, arguments, |done, total, message| {
+        let total = total.map(|t| format!(" of {t}")).unwrap_or_default();
+        eprintln!("{done}{total} {}", message.unwrap_or_default());
+    })
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: &Config, p2p: bool) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &config.plugins_dir
         && !dir.is_dir()
     {
@@ -200,7 +370,27 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         host.tools.clone(),
         snapshot_path.clone(),
     ));
-    let served = McpServer::new(host.tools.clone()).serve_stdio().await;
+    let mut server = McpServer::new(host.tools.clone());
+    if p2p || config.p2p.enabled {
+        let state_dir = p2p_dir(config);
+        let mesh = Mesh::start(
+            &config.p2p,
+            host.runtime.clone(),
+            host.tools.registry().clone(),
+            MeshPaths {
+                state_dir: state_dir.clone(),
+                plugins_dir: config.plugins_dir(),
+            },
+            config.p2p.auto_install,
+        )
+        .await?;
+        tokio::spawn(control::serve(
+            mesh.clone(),
+            state_dir.join(control::SOCKET_FILE),
+        ));
+        server = server.with_mesh(mesh);
+    }
+    let served = server.serve_stdio().await;
     snapshots.abort();
     if let Err(e) = toolmesh::stats::write(&host.tools, &snapshot_path) {
         tracing::warn!(path = %snapshot_path.display(), "cannot write the usage snapshot: {e}");
@@ -235,8 +425,12 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
         let m = &plugin.manifest;
         writeln!(
             out,
-            "\n{} {} [{}] from {}",
-            m.name, m.version, m.level, plugin.source
+            "\n{} {} [{}] from {} ({})",
+            m.name,
+            m.version,
+            plugin.code.level().name,
+            plugin.source,
+            plugin.trust
         )?;
         let level = plugin.code.level();
         writeln!(
@@ -298,15 +492,18 @@ async fn install_plugin(
     path: &std::path::Path,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = std::sync::Arc::new(Runtime::new(
-        &config.runtime,
-        config.levels()?,
-        config.compile_cache_dir(),
-        HostStores {
-            files_root: Some(config.files_dir()),
-            ..HostStores::default()
-        },
-    )?);
+    let runtime = std::sync::Arc::new(
+        Runtime::new(
+            &config.runtime,
+            config.levels()?,
+            config.compile_cache_dir(),
+            HostStores {
+                files_root: Some(config.files_dir()),
+                ..HostStores::default()
+            },
+        )?
+        .with_trust(config.trust.clone()),
+    );
     let plugins_dir = config.plugins_dir();
     let installed = install(&runtime, path, &plugins_dir, force).await?;
     let m = &installed.plugin.manifest;

@@ -122,6 +122,65 @@ impl BlobStore {
         Ok(hash)
     }
 
+    /// A temporary file beside the store (same file system) to assemble a
+    /// blob in before [`adopt`](Self::adopt) moves it in. It is not in the
+    /// store: nothing reads it under a blob's name.
+    pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, BlobStoreError> {
+        let tmp_dir = self.dir.join("tmp");
+        tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(BlobStoreError::io("create a file in", &tmp_dir))
+    }
+
+    /// Moves `file` into the store as blob `hash`, after hashing it whole:
+    /// a file that is not `hash` is deleted and reported as corrupt.
+    pub fn adopt(
+        &self,
+        file: tempfile::NamedTempFile,
+        hash: &ContentHash,
+    ) -> Result<(), BlobStoreError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = std::io::BufReader::with_capacity(
+            1 << 20,
+            file.reopen()
+                .map_err(BlobStoreError::io("reopen", file.path()))?,
+        );
+        hasher
+            .update_reader(&mut reader)
+            .map_err(BlobStoreError::io("read", file.path()))?;
+        if ContentHash(hasher.finalize()) != *hash {
+            return Err(BlobStoreError::Corrupt(*hash));
+        }
+        file.as_file()
+            .sync_data()
+            .map_err(BlobStoreError::io("sync", file.path()))?;
+        let path = self.path_of(hash);
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(BlobStoreError::io("create", parent))?;
+        file.persist(&path)
+            .map_err(|e| BlobStoreError::io("rename into", &path)(e.error))?;
+        Ok(())
+    }
+
+    /// Bytes `range` of blob `hash`, unverified (the reader verifies them:
+    /// this serves chunks to peers), if the store has it.
+    pub fn read_range(
+        &self,
+        hash: &ContentHash,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, BlobStoreError> {
+        use std::os::unix::fs::FileExt;
+        let path = self.path_of(hash);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BlobStoreError::io("open", &path)(e)),
+        };
+        let mut data = vec![0; (range.end - range.start) as usize];
+        file.read_exact_at(&mut data, range.start)
+            .map_err(BlobStoreError::io("read", &path))?;
+        Ok(Some(data))
+    }
+
     /// Writes the file of `hash` unless it is there already.
     fn write_file(&self, hash: &ContentHash, data: &[u8]) -> Result<(), BlobStoreError> {
         let path = self.path_of(hash);

@@ -1,6 +1,7 @@
 //! MCP: the transport-independent tool semantics and the rmcp server.
 
 pub mod enforce;
+pub mod mesh_tools;
 pub mod server;
 pub mod tools;
 

@@ -2,17 +2,21 @@
 //! stdio. The handler is thin; the semantics live in `tools.rs`.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
+use std::sync::Arc;
+
 use super::enforce::{META_AGENT, META_BUDGET, META_TOKEN};
+use super::mesh_tools;
 use super::tools::{CallMeta, ToolHost};
 use crate::capability::progress::{self, ProgressSink};
+use crate::p2p::Mesh;
 
 /// The resource that serves usage aggregates.
 pub const USAGE_URI: &str = "toolmesh://usage";
@@ -24,12 +28,19 @@ const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool na
 #[derive(Clone)]
 pub struct McpServer {
     tools: ToolHost,
+    mesh: Option<Arc<Mesh>>,
 }
 
 impl McpServer {
     /// A server for `tools`.
     pub fn new(tools: ToolHost) -> Self {
-        Self { tools }
+        Self { tools, mesh: None }
+    }
+
+    /// Also serves the mesh tools (`mesh__*`).
+    pub fn with_mesh(mut self, mesh: Arc<Mesh>) -> Self {
+        self.mesh = Some(mesh);
+        self
     }
 
     /// Serves MCP on this process's stdin and stdout until the client
@@ -104,7 +115,25 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.list()))
+        let mut tools = self.tools.list();
+        if self.mesh.is_some() {
+            tools.extend(mesh_tools::list());
+        }
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Plugins installed while the client is connected (from a peer, say)
+        // change the tool list: tell the client.
+        let mut changes = self.tools.registry().changes();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     async fn list_resources(
@@ -151,6 +180,9 @@ impl ServerHandler for McpServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.mesh.is_some() && name.starts_with(mesh_tools::PREFIX) {
+            return mesh_tools::list().into_iter().find(|t| t.name == name);
+        }
         self.tools.get(name)
     }
 
@@ -186,10 +218,23 @@ impl ServerHandler for McpServer {
             token: meta_text(META_TOKEN),
             budget: meta_text(META_BUDGET),
         };
-        let outcome = self
-            .tools
-            .call(&request.name, request.arguments, meta, &context.ct)
-            .await;
+        let outcome = match &self.mesh {
+            Some(mesh) if request.name.starts_with(mesh_tools::PREFIX) => {
+                let arguments = request.arguments.unwrap_or_default();
+                let sink = meta.progress;
+                let result = mesh_tools::call(mesh, &request.name, &arguments, sink.as_ref()).await;
+                drop(sink);
+                Ok(match result {
+                    Ok(value) => CallToolResult::structured(value),
+                    Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+                })
+            }
+            _ => {
+                self.tools
+                    .call(&request.name, request.arguments, meta, &context.ct)
+                    .await
+            }
+        };
         // The call's store (and with it the sink) is gone: let the forwarder
         // send what is queued, so every progress notification precedes the
         // result. Bounded, so a stalled client cannot hold the result back.

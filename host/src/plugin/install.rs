@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::loader::{self, LoadError, LoadedPlugin};
 use super::manifest::MANIFEST_FILE;
+use super::trust::{PROVENANCE_FILE, SIGNATURE_FILE};
 use crate::runtime::Runtime;
 
 /// Why an install did not happen.
@@ -97,7 +98,15 @@ pub async fn install(
         .prefix(&format!(".install-{name}-"))
         .tempdir_in(plugins_dir)
         .map_err(io(format!("cannot stage in {}", plugins_dir.display())))?;
-    for file in [MANIFEST_FILE, plugin.manifest.component.as_str()] {
+    // The signature and provenance, when present, travel with the plugin:
+    // the loader checks them again at every start.
+    let optional = [SIGNATURE_FILE, PROVENANCE_FILE]
+        .into_iter()
+        .filter(|file| source_dir.join(file).is_file());
+    let files = [MANIFEST_FILE, plugin.manifest.component.as_str()]
+        .into_iter()
+        .chain(optional);
+    for file in files {
         let from = source_dir.join(file);
         let to = staging.path().join(file);
         std::fs::copy(&from, &to).map_err(io(format!(
@@ -143,6 +152,8 @@ pub async fn install(
             dest.display()
         ))(e));
     }
+    let mut plugin = plugin;
+    plugin.source = super::loader::Source::Dir(dest.clone());
     Ok(Installed {
         plugin,
         path: dest,

@@ -12,6 +12,10 @@ use wasmtime::component::Component;
 use super::bundled::BundledPlugin;
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
 use super::tool::{MAX_TOOLS, Tool};
+use super::trust::{
+    PROVENANCE_FILE, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError, Trust,
+    TrustPolicy,
+};
 use crate::capability::grant;
 use crate::runtime::{Origin, PluginCode, Runtime};
 
@@ -95,6 +99,12 @@ pub enum LoadError {
     /// A tool spec is not acceptable.
     #[error("bad tool: {0}")]
     Tool(String),
+    /// The signature is malformed or does not match (a tampered plugin).
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    /// The trust policy refuses it.
+    #[error("not trusted: {0}")]
+    Untrusted(String),
 }
 
 /// A plugin ready to serve.
@@ -105,6 +115,8 @@ pub struct LoadedPlugin {
     pub source: Source,
     /// Its component's hash.
     pub hash: ContentHash,
+    /// Who vouches for it (and so the highest level it may run at).
+    pub trust: Trust,
     /// Whether the component was compiled now or loaded from the cache.
     pub origin: Origin,
     /// The linked component.
@@ -133,7 +145,62 @@ pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin
         path: wasm_path,
         source,
     })?;
-    load(runtime, manifest, wasm, Source::Dir(dir.to_owned())).await
+    let trust = trust_of(
+        runtime.trust(),
+        dir,
+        text.as_bytes(),
+        &ContentHash::of(&wasm),
+    )?;
+    load(runtime, manifest, wasm, Source::Dir(dir.to_owned()), trust).await
+}
+
+/// The trust the plugin in `dir` earns: its signature (if any) must match
+/// the manifest and component exactly; a plugin installed from a peer must
+/// still carry a trusted signature; the policy may refuse unsigned plugins.
+fn trust_of(
+    policy: &TrustPolicy,
+    dir: &Path,
+    manifest_text: &[u8],
+    component: &ContentHash,
+) -> Result<Trust, LoadError> {
+    let optional = |name: &str| -> Result<Option<String>, LoadError> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LoadError::Read { path, source }),
+        }
+    };
+    let signature = match optional(SIGNATURE_FILE)? {
+        Some(text) => {
+            let signature = Signature::parse(&text)?;
+            signature.verify(manifest_text, component)?;
+            Some(signature)
+        }
+        None => None,
+    };
+    if let Some(text) = optional(PROVENANCE_FILE)? {
+        let provenance: Provenance = toml::from_str(&text)
+            .map_err(|e| LoadError::Manifest(format!("bad {PROVENANCE_FILE}: {}", e.message())))?;
+        return match signature {
+            Some(s) if policy.trusts(&s.publisher) => Ok(Trust::FromPeer {
+                publisher: s.publisher,
+                peer: provenance.peer,
+            }),
+            _ => Err(LoadError::Untrusted(format!(
+                "received from peer {} but not signed by a trusted publisher",
+                provenance.peer
+            ))),
+        };
+    }
+    let trust = policy.classify(signature.as_ref());
+    if policy.ceiling(&trust) == Some(REFUSE) {
+        return Err(LoadError::Untrusted(format!(
+            "{trust}, and `[trust] unsigned = \"{REFUSE}\"` refuses plugins without a trusted \
+             signature"
+        )));
+    }
+    Ok(trust)
 }
 
 /// Loads a plugin built into the host.
@@ -147,6 +214,7 @@ pub async fn load_bundled(
         manifest,
         bundled.component.to_vec(),
         Source::Bundled,
+        Trust::Bundled,
     )
     .await
 }
@@ -163,11 +231,20 @@ async fn load(
     manifest: Manifest,
     wasm: Vec<u8>,
     source: Source,
+    trust: Trust,
 ) -> Result<LoadedPlugin, LoadError> {
     let level = runtime
         .levels()
-        .get(&manifest.level)
+        .capped(&manifest.level, runtime.trust().ceiling(&trust))
         .map_err(LoadError::Level)?;
+    if level.name != manifest.level {
+        tracing::warn!(
+            plugin = %manifest.name,
+            "asks for level `{}` but runs at `{}`: {trust}",
+            manifest.level,
+            level.name
+        );
+    }
     let hash = verify_hash(&manifest, &wasm)?;
     check_header(&wasm)?;
     // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
@@ -226,6 +303,7 @@ async fn load(
         manifest,
         source,
         hash,
+        trust,
         origin,
         code,
         tools,

@@ -1,4 +1,4 @@
-//! Plugins: manifests, loading and verification, the registry of loaded
+//! Plugins: manifests, signatures and trust, loading and verification, the registry of loaded
 //! plugins, the bundled set, and installing into the plugin directory.
 
 pub mod bundled;
@@ -7,6 +7,7 @@ pub mod loader;
 pub mod manifest;
 pub mod registry;
 pub mod tool;
+pub mod trust;
 
 pub use loader::{LoadError, LoadedPlugin, Source};
 pub use registry::{LoadFailure, PluginSet, Registry, Snapshot, load_all};

@@ -63,6 +63,34 @@ impl Snapshot {
         (snapshot, failures)
     }
 
+    /// This snapshot with `plugin` added, replacing a plugin of the same name.
+    pub fn with_plugin(&self, plugin: LoadedPlugin) -> Snapshot {
+        let mut plugins: Vec<Arc<LoadedPlugin>> = self
+            .plugins
+            .values()
+            .filter(|p| p.manifest.name != plugin.manifest.name)
+            .cloned()
+            .collect();
+        plugins.push(Arc::new(plugin));
+        let mut snapshot = Snapshot::default();
+        for plugin in plugins {
+            for tool in &plugin.tools {
+                snapshot
+                    .tools
+                    .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
+            }
+            snapshot
+                .plugins
+                .insert(plugin.manifest.name.clone(), plugin);
+        }
+        snapshot
+    }
+
+    /// The plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.plugins.get(name)
+    }
+
     /// The plugins, by name.
     pub fn plugins(&self) -> impl ExactSizeIterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.values()
@@ -97,10 +125,19 @@ impl Snapshot {
     }
 }
 
-/// The registry: the current snapshot, replaceable as a whole.
-#[derive(Debug, Default)]
+/// The registry: the current snapshot, replaceable as a whole. Every
+/// replacement bumps a version that [`Registry::changes`] watchers see (the
+/// MCP server turns it into `notifications/tools/list_changed`).
+#[derive(Debug)]
 pub struct Registry {
     current: RwLock<Arc<Snapshot>>,
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(Snapshot::default())
+    }
 }
 
 impl Registry {
@@ -108,7 +145,24 @@ impl Registry {
     pub fn new(snapshot: Snapshot) -> Self {
         Self {
             current: RwLock::new(Arc::new(snapshot)),
+            version: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that wakes when the snapshot is replaced.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Adds `plugin` (replacing one of the same name) in one swap.
+    pub fn insert(&self, plugin: LoadedPlugin) {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(guard.with_plugin(plugin));
+        drop(guard);
+        self.version.send_modify(|v| *v += 1);
     }
 
     /// The current snapshot.
@@ -126,6 +180,7 @@ impl Registry {
             Ok(mut guard) => *guard = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
+        self.version.send_modify(|v| *v += 1);
     }
 }
 

@@ -24,6 +24,7 @@ use crate::capability::{Capability, HostStores};
 use crate::config::RuntimeConfig;
 use crate::level::{Level, Levels};
 use crate::plugin::manifest::ContentHash;
+use crate::plugin::trust::TrustPolicy;
 use bindings::{CallContext, Plugin, PluginPre, ToolError, ToolOutput, ToolSpec};
 pub use cache::Origin;
 pub use engine::EPOCH_TICK;
@@ -150,6 +151,7 @@ pub struct Runtime {
     levels: Levels,
     stores: HostStores,
     plugin_configs: std::collections::BTreeMap<String, Arc<str>>,
+    trust: TrustPolicy,
     _ticker: engine::EpochTicker,
 }
 
@@ -181,6 +183,7 @@ impl Runtime {
             levels,
             stores,
             plugin_configs: Default::default(),
+            trust: TrustPolicy::default(),
             _ticker: ticker,
         })
     }
@@ -201,6 +204,18 @@ impl Runtime {
             .map(|(name, json)| (name, Arc::from(json)))
             .collect();
         self
+    }
+
+    /// Sets the operator's trust policy: which publishers are trusted and
+    /// the level ceilings of everything else.
+    pub fn with_trust(mut self, trust: TrustPolicy) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The operator's trust policy.
+    pub fn trust(&self) -> &TrustPolicy {
+        &self.trust
     }
 
     /// The stores behind the capabilities.

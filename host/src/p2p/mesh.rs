@@ -1,0 +1,583 @@
+//! The mesh service: what the MCP tools and the CLI ask of the mesh. It
+//! owns the swarm's handles, what this host provides (kept in
+//! `<data>/p2p/offers.json` across restarts), and the policy for plugins
+//! that peers offer: fetched and installed only when signed by a trusted
+//! publisher, through the same install path as the plugin directory, at the
+//! level the trust policy allows peers; otherwise listed, not installed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::bundle::Bundle;
+use super::fetch::{self, FetchError, FetchReport, Link, ProviderSource};
+use super::peers::{PeerBook, PeerView};
+use super::protocol::Offer;
+use super::swarm::{self, Command, Event, TreeCache};
+use super::{P2pConfig, identity};
+use crate::capability::blobs::BlobStore;
+use crate::capability::progress::ProgressSink;
+use crate::content_hash::ContentHash;
+use crate::plugin::install::install;
+use crate::plugin::trust::{Provenance, Signature};
+use crate::plugin::{Registry, Source};
+use crate::runtime::Runtime;
+
+/// The file that keeps what this host provides.
+const OFFERS_FILE: &str = "offers.json";
+
+/// The file a running host writes its peer id and addresses to.
+pub const NODE_FILE: &str = "node.json";
+
+/// The weights format's magic and the topology hash's place in its header.
+const WEIGHTS_MAGIC: &[u8] = b"TMNW";
+const WEIGHTS_TOPOLOGY: std::ops::Range<usize> = 5..37;
+
+/// Where the mesh keeps its files and installs plugins.
+pub struct MeshPaths {
+    /// `<data>/p2p`: host key, offers, node file, control socket.
+    pub state_dir: PathBuf,
+    /// The plugin directory.
+    pub plugins_dir: PathBuf,
+}
+
+/// A peer's offer as shown to agents and operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferView {
+    /// What is offered.
+    #[serde(flatten)]
+    pub offer: Offer,
+    /// Who offers it.
+    pub providers: Vec<String>,
+    /// For plugins: installed, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// What `node.json` holds.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    /// The host's peer id.
+    pub peer_id: String,
+    /// Its listen addresses, each ending in `/p2p/<peer id>`.
+    pub addresses: Vec<String>,
+}
+
+/// A plugin installed from a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedPlugin {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its tools.
+    pub tools: Vec<String>,
+    /// The level it runs at.
+    pub level: String,
+    /// Who signed it.
+    pub publisher: String,
+    /// Whether it was installed just now (false: it already was).
+    pub installed: bool,
+}
+
+/// The mesh service.
+pub struct Mesh {
+    peer_id: PeerId,
+    link: Link,
+    book: Arc<Mutex<PeerBook>>,
+    local: Arc<Mutex<Vec<Offer>>>,
+    listening: Arc<Mutex<Vec<Multiaddr>>>,
+    trees: Arc<TreeCache>,
+    blobs: Arc<BlobStore>,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    paths: MeshPaths,
+    statuses: Mutex<HashMap<ContentHash, String>>,
+    installing: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ProviderSource for Mesh {
+    async fn providers(&self, hash: ContentHash) -> Vec<PeerId> {
+        let mut providers = lock(&self.book).providers(&hash);
+        if providers.len() < 2 {
+            for peer in self.link.find_providers(hash, Duration::from_secs(2)).await {
+                let banned = lock(&self.book).is_banned(&peer);
+                if peer != self.peer_id && !banned && !providers.contains(&peer) {
+                    providers.push(peer);
+                }
+            }
+        }
+        providers
+    }
+}
+
+impl Mesh {
+    /// Starts the swarm and the service around it.
+    pub async fn start(
+        config: &P2pConfig,
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        paths: MeshPaths,
+        auto_install: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let blobs = runtime
+            .stores()
+            .blobs
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("p2p needs the blob store, which did not open"))?;
+        let key = identity::load_or_create(&paths.state_dir.join(identity::HOST_KEY_FILE))?;
+        let local: Vec<Offer> = std::fs::read(paths.state_dir.join(OFFERS_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Vec<Offer>>(&bytes).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| {
+                o.hash_text()
+                    .parse::<ContentHash>()
+                    .is_ok_and(|h| blobs.contains(&h))
+            })
+            .collect();
+        let local = Arc::new(Mutex::new(local));
+        let book = Arc::new(Mutex::new(PeerBook::new(config.peer_ttl())));
+        let started = swarm::start(
+            config,
+            identity::libp2p_keypair(&key),
+            book.clone(),
+            blobs.clone(),
+            local.clone(),
+        )?;
+        let mesh = Arc::new(Self {
+            peer_id: started.peer_id,
+            link: Link {
+                commands: started.commands,
+            },
+            book,
+            local,
+            listening: started.listening,
+            trees: started.trees,
+            blobs,
+            runtime,
+            registry,
+            paths,
+            statuses: Mutex::new(HashMap::new()),
+            installing: tokio::sync::Mutex::new(()),
+        });
+        tracing::info!(peer_id = %mesh.peer_id, "p2p mesh started");
+        let offers = lock(&mesh.local).clone();
+        if !offers.is_empty() {
+            let _ = mesh.link.commands.send(Command::Announce(offers)).await;
+        }
+        tokio::spawn(write_node_file(mesh.clone()));
+        tokio::spawn(handle_events(mesh.clone(), started.events, auto_install));
+        Ok(mesh)
+    }
+
+    /// This host's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This host's addresses, each with its `/p2p/<id>` suffix.
+    pub fn addresses(&self) -> Vec<Multiaddr> {
+        lock(&self.listening)
+            .iter()
+            .map(|a| {
+                a.clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(self.peer_id))
+            })
+            .collect()
+    }
+
+    /// The known peers.
+    pub fn peers(&self) -> Vec<PeerView> {
+        lock(&self.book).views()
+    }
+
+    /// What peers offer, with the install status of plugins.
+    pub fn offers(&self) -> Vec<OfferView> {
+        let statuses = lock(&self.statuses);
+        lock(&self.book)
+            .offers()
+            .map(|(hash, remote)| OfferView {
+                offer: remote.offer.clone(),
+                providers: remote.providers.iter().map(|p| p.to_string()).collect(),
+                status: match remote.offer {
+                    Offer::Plugin { .. } => Some(
+                        statuses
+                            .get(hash)
+                            .cloned()
+                            .unwrap_or_else(|| "available, not installed".into()),
+                    ),
+                    Offer::Weights { .. } => None,
+                },
+            })
+            .collect()
+    }
+
+    /// What this host provides.
+    pub fn provided(&self) -> Vec<Offer> {
+        lock(&self.local).clone()
+    }
+
+    /// Connects to `address`.
+    pub async fn connect(&self, address: Multiaddr) -> Result<(), String> {
+        let (reply, result) = oneshot::channel();
+        self.link
+            .commands
+            .send(Command::Dial(address, reply))
+            .await
+            .map_err(|_| "the mesh has stopped".to_owned())?;
+        tokio::time::timeout(Duration::from_secs(10), result)
+            .await
+            .map_err(|_| "no connection within 10 s".to_owned())?
+            .map_err(|_| "the mesh has stopped".to_owned())?
+    }
+
+    /// Offers `offer` (its blob is in the store) to the mesh.
+    async fn provide(&self, offer: Offer) -> Result<Offer, String> {
+        let hash: ContentHash = offer.hash_text().parse()?;
+        {
+            let (blobs, trees) = (self.blobs.clone(), self.trees.clone());
+            tokio::task::spawn_blocking(move || swarm::warm_tree(&blobs, &trees, &hash))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let offers = {
+            let mut local = lock(&self.local);
+            local.retain(|o| {
+                o.hash_text() != offer.hash_text()
+                    && !matches!((o, &offer),
+                        (Offer::Plugin { name: a, .. }, Offer::Plugin { name: b, .. }) if a == b)
+            });
+            local.push(offer.clone());
+            local.clone()
+        };
+        let path = self.paths.state_dir.join(OFFERS_FILE);
+        let json = serde_json::to_vec_pretty(&offers).map_err(|e| e.to_string())?;
+        write_atomically(&path, &json)
+            .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
+        self.link
+            .commands
+            .send(Command::Announce(offers))
+            .await
+            .map_err(|_| "the mesh has stopped".to_owned())?;
+        Ok(offer)
+    }
+
+    /// Publishes installed plugin `name`: its bundle goes into the blob
+    /// store and is announced.
+    pub async fn publish_plugin(&self, name: &str) -> Result<Offer, String> {
+        let dir = {
+            let snapshot = self.registry.snapshot();
+            let plugin = snapshot
+                .plugin(name)
+                .ok_or_else(|| format!("no plugin `{name}` is loaded"))?;
+            match &plugin.source {
+                Source::Dir(dir) => dir.clone(),
+                Source::Bundled => {
+                    return Err(format!(
+                        "`{name}` is bundled with the host; every host has it already"
+                    ));
+                }
+            }
+        };
+        let bundle = Bundle::read_dir(&dir).map_err(|e| e.to_string())?;
+        let manifest = bundle.manifest().map_err(|e| e.to_string())?;
+        let publisher = match &bundle.signature_text {
+            Some(text) => Some(
+                Signature::parse(text)
+                    .map_err(|e| e.to_string())?
+                    .publisher
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let bytes = bundle.encode();
+        let hash = self.blobs.put(&bytes).map_err(|e| e.to_string())?;
+        self.provide(Offer::Plugin {
+            name: manifest.name,
+            version: manifest.version.to_string(),
+            publisher,
+            hash: hash.to_string(),
+            size: bytes.len() as u64,
+        })
+        .await
+    }
+
+    /// Publishes the weights blob `hash` of network `network`.
+    pub async fn publish_weights(&self, hash: ContentHash, network: &str) -> Result<Offer, String> {
+        let data = self
+            .blobs
+            .get(&hash)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no blob {hash} in the store"))?;
+        if !data.starts_with(WEIGHTS_MAGIC) || data.len() < WEIGHTS_TOPOLOGY.end {
+            return Err(format!("blob {hash} is not a weights blob (TMNW)"));
+        }
+        self.provide(Offer::Weights {
+            network: network.to_owned(),
+            topology: hex::encode(&data[WEIGHTS_TOPOLOGY]),
+            hash: hash.to_string(),
+            size: data.len() as u64,
+        })
+        .await
+    }
+
+    /// The hash of what `target` names: a `blake3:` hash, or the name of a
+    /// plugin or network some peer offers.
+    pub fn resolve(&self, target: &str) -> Result<ContentHash, String> {
+        if let Ok(hash) = target.parse::<ContentHash>() {
+            return Ok(hash);
+        }
+        let book = lock(&self.book);
+        let mut matches = book.offers().filter(|(_, r)| r.offer.name() == target);
+        match (matches.next(), matches.next()) {
+            (Some((hash, _)), None) => Ok(*hash),
+            (None, _) => Err(format!(
+                "no peer offers `{target}` (a plugin or network name, or a blake3: hash)"
+            )),
+            (Some(_), Some(_)) => Err(format!(
+                "several offers are named `{target}`: fetch one by its hash"
+            )),
+        }
+    }
+
+    /// Fetches blob `hash` into the store.
+    pub async fn fetch(
+        &self,
+        hash: ContentHash,
+        progress: Option<&ProgressSink>,
+    ) -> Result<FetchReport, FetchError> {
+        fetch::fetch(&self.link, self, &self.blobs, hash, progress).await
+    }
+
+    /// Fetches what `target` names; a plugin is then installed if the
+    /// policy allows. Returns the fetch report and, for plugins, the result
+    /// of installing.
+    pub async fn fetch_target(
+        &self,
+        target: &str,
+        progress: Option<&ProgressSink>,
+    ) -> Result<(FetchReport, Option<ReceivedPlugin>), String> {
+        let hash = self.resolve(target)?;
+        let report = self
+            .fetch(hash, progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let is_plugin = self
+            .blobs
+            .read_range(&hash, 0..8)
+            .ok()
+            .flatten()
+            .is_some_and(|head| Bundle::is_bundle(&head));
+        if !is_plugin {
+            return Ok((report, None));
+        }
+        let provider = report
+            .from
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "(local store)".into());
+        let received = self.install_bundle(hash, &provider).await?;
+        Ok((report, Some(received)))
+    }
+
+    /// Installs the plugin bundle `hash` (in the store) from `peer`, if it
+    /// is signed by a trusted publisher. Records the outcome as the offer's
+    /// status either way.
+    pub async fn install_bundle(
+        &self,
+        hash: ContentHash,
+        peer: &str,
+    ) -> Result<ReceivedPlugin, String> {
+        let _one_at_a_time = self.installing.lock().await;
+        let outcome = self.try_install(hash, peer).await;
+        let status = match &outcome {
+            Ok(p) => format!("installed: {} {} at level `{}`", p.name, p.version, p.level),
+            Err(e) => format!("not installed: {e}"),
+        };
+        lock(&self.statuses).insert(hash, status);
+        outcome
+    }
+
+    async fn try_install(&self, hash: ContentHash, peer: &str) -> Result<ReceivedPlugin, String> {
+        let bytes = self
+            .blobs
+            .get(&hash)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no blob {hash} in the store"))?;
+        let bundle = Bundle::decode(&bytes).map_err(|e| e.to_string())?;
+        let manifest = bundle.manifest().map_err(|e| e.to_string())?;
+        let text = bundle.signature_text.as_deref().ok_or_else(|| {
+            "unsigned: a plugin from a peer must be signed by a trusted publisher".to_owned()
+        })?;
+        let signature = Signature::parse(text).map_err(|e| e.to_string())?;
+        signature
+            .verify(
+                bundle.manifest_text.as_bytes(),
+                &ContentHash::of(&bundle.component),
+            )
+            .map_err(|e| format!("tampered: {e}"))?;
+        if !self.runtime.trust().trusts(&signature.publisher) {
+            return Err(format!(
+                "signed by {}, which is not a trusted publisher (`[trust] publishers`)",
+                signature.publisher
+            ));
+        }
+        let component = ContentHash::of(&bundle.component);
+        let snapshot = self.registry.snapshot();
+        if let Some(loaded) = snapshot.plugin(&manifest.name)
+            && loaded.hash == component
+        {
+            return Ok(received(loaded, &signature, false));
+        }
+        std::fs::create_dir_all(&self.paths.state_dir).map_err(|e| e.to_string())?;
+        let staging = tempfile::Builder::new()
+            .prefix(".receive-")
+            .tempdir_in(&self.paths.state_dir)
+            .map_err(|e| format!("cannot stage the plugin: {e}"))?;
+        bundle
+            .write_dir(
+                staging.path(),
+                &Provenance {
+                    peer: peer.to_owned(),
+                    bundle: hash.to_string(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        let installed = install(&self.runtime, staging.path(), &self.paths.plugins_dir, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let view = received(&installed.plugin, &signature, true);
+        tracing::info!(
+            plugin = %view.name,
+            version = %view.version,
+            level = %view.level,
+            %peer,
+            "plugin installed from a peer"
+        );
+        self.registry.insert(installed.plugin);
+        Ok(view)
+    }
+}
+
+fn received(
+    plugin: &crate::plugin::LoadedPlugin,
+    signature: &Signature,
+    installed: bool,
+) -> ReceivedPlugin {
+    ReceivedPlugin {
+        name: plugin.manifest.name.clone(),
+        version: plugin.manifest.version.to_string(),
+        tools: plugin
+            .tools
+            .iter()
+            .map(|t| t.qualified_name.clone())
+            .collect(),
+        level: plugin.code.level().name.clone(),
+        publisher: signature.publisher.to_string(),
+        installed,
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().sync_data()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes `node.json` once the swarm listens, so that operators and tests
+/// can find this host.
+async fn write_node_file(mesh: Arc<Mesh>) {
+    for _ in 0..100 {
+        if lock(&mesh.listening).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = NodeInfo {
+        peer_id: mesh.peer_id.to_string(),
+        addresses: mesh.addresses().iter().map(|a| a.to_string()).collect(),
+    };
+    let path = mesh.paths.state_dir.join(NODE_FILE);
+    match serde_json::to_vec_pretty(&info) {
+        Ok(json) => {
+            if let Err(e) = write_atomically(&path, &json) {
+                tracing::warn!(path = %path.display(), "cannot write the node file: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot encode the node file: {e}"),
+    }
+}
+
+/// Reacts to what the swarm reports: plugins offered by peers are fetched
+/// and installed when the offer names a trusted publisher (the bundle's
+/// signature decides); others are listed as available.
+async fn handle_events(
+    mesh: Arc<Mesh>,
+    mut events: tokio::sync::mpsc::Receiver<Event>,
+    auto_install: bool,
+) {
+    while let Some(event) = events.recv().await {
+        let Event::Offered { peer, offer } = event;
+        let Offer::Plugin {
+            name,
+            publisher,
+            hash,
+            ..
+        } = &offer
+        else {
+            continue;
+        };
+        let Ok(hash) = hash.parse::<ContentHash>() else {
+            continue;
+        };
+        let trusted = publisher
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .is_some_and(|key| mesh.runtime.trust().trusts(&key));
+        if !trusted {
+            let why = match publisher {
+                None => "not installed: unsigned".to_owned(),
+                Some(p) => format!("not installed: {p} is not a trusted publisher"),
+            };
+            tracing::info!(plugin = %name, %peer, "peer offers a plugin: {why}");
+            lock(&mesh.statuses).insert(hash, why);
+            continue;
+        }
+        if !auto_install {
+            continue;
+        }
+        let mesh = mesh.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mesh.fetch(hash, None).await {
+                tracing::warn!(plugin = %name, %peer, "cannot fetch an offered plugin: {e}");
+                lock(&mesh.statuses).insert(hash, format!("not installed: {e}"));
+                return;
+            }
+            if let Err(e) = mesh.install_bundle(hash, &peer.to_string()).await {
+                tracing::warn!(plugin = %name, %peer, "plugin from a peer refused: {e}");
+                if e.starts_with("tampered") {
+                    mesh.link
+                        .strike(peer, format!("sent plugin `{name}`: {e}"))
+                        .await;
+                }
+            }
+        });
+    }
+}
