@@ -66,6 +66,8 @@ pub struct NodeInfo {
     pub peer_id: String,
     /// Its listen addresses, each ending in `/p2p/<peer id>`.
     pub addresses: Vec<String>,
+    /// The host's process id.
+    pub pid: u32,
 }
 
 /// A plugin installed from a peer.
@@ -243,7 +245,7 @@ impl Mesh {
     }
 
     /// Offers `offer` (its blob is in the store) to the mesh.
-    async fn provide(&self, offer: Offer) -> Result<Offer, String> {
+    pub async fn provide(&self, offer: Offer) -> Result<Offer, String> {
         let hash: ContentHash = offer.hash_text().parse()?;
         {
             let (blobs, trees) = (self.blobs.clone(), self.trees.clone());
@@ -512,6 +514,7 @@ async fn write_node_file(mesh: Arc<Mesh>) {
     let info = NodeInfo {
         peer_id: mesh.peer_id.to_string(),
         addresses: mesh.addresses().iter().map(|a| a.to_string()).collect(),
+        pid: std::process::id(),
     };
     let path = mesh.paths.state_dir.join(NODE_FILE);
     match serde_json::to_vec_pretty(&info) {

@@ -339,31 +339,7 @@ impl Driver {
                     .send_request_with_addresses(&peer, request, addresses);
                 self.pending.insert(id, reply);
             }
-            Command::Announce(offers) => {
-                for offer in &offers {
-                    if let Ok(hash) = offer.hash_text().parse::<ContentHash>() {
-                        let key = kad::RecordKey::new(hash.0.as_bytes());
-                        if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                            tracing::warn!(%hash, "cannot register a provider record: {e}");
-                        }
-                    }
-                }
-                let message = match serde_json::to_vec(&Announcement { offers }) {
-                    Ok(message) => message,
-                    Err(e) => {
-                        tracing::error!("cannot encode an announcement: {e}");
-                        return;
-                    }
-                };
-                let topic = self.topic.clone();
-                match self.swarm.behaviour_mut().gossipsub.publish(topic, message) {
-                    Ok(_) => {}
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                        tracing::debug!("announcement not sent: no subscribed peers yet");
-                    }
-                    Err(e) => tracing::warn!("announcement not sent: {e}"),
-                }
-            }
+            Command::Announce(offers) => self.announce(offers, true),
             Command::FindProviders(hash, reply) => {
                 let key = kad::RecordKey::new(hash.0.as_bytes());
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
@@ -381,6 +357,34 @@ impl Driver {
                     tracing::debug!("response not sent: the requester went away");
                 }
             }
+        }
+    }
+
+    /// Announces `offers` over gossipsub; with `records`, also registers
+    /// each as a kademlia provider record.
+    fn announce(&mut self, offers: Vec<Offer>, records: bool) {
+        for offer in offers.iter().filter(|_| records) {
+            if let Ok(hash) = offer.hash_text().parse::<ContentHash>() {
+                let key = kad::RecordKey::new(hash.0.as_bytes());
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    tracing::warn!(%hash, "cannot register a provider record: {e}");
+                }
+            }
+        }
+        let message = match serde_json::to_vec(&Announcement { offers }) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::error!("cannot encode an announcement: {e}");
+                return;
+            }
+        };
+        let topic = self.topic.clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, message) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!("announcement not sent: no subscribed peers yet");
+            }
+            Err(e) => tracing::warn!("announcement not sent: {e}"),
         }
     }
 
@@ -516,6 +520,15 @@ impl Driver {
                     Err(e) => {
                         self.strike(propagation_source, &format!("malformed announcement: {e}"))
                     }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. }) => {
+                // A peer that just joined the topic missed earlier
+                // announcements: announce again.
+                lock(&self.book).seen(peer_id);
+                let offers = lock(&self.local_offers).clone();
+                if !offers.is_empty() {
+                    self.announce(offers, false);
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {

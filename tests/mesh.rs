@@ -1,0 +1,391 @@
+//! The mesh, with real host processes on 127.0.0.1 (TCP and QUIC, noise,
+//! yamux) driven through rmcp's MCP client, and the CLI for keys and
+//! signatures: a signed plugin published on A becomes callable on B and C;
+//! unsigned, untrusted and tampered plugins are listed but refused; a
+//! 10 MiB weights blob trained on A runs to the same outputs on B; a fetch
+//! survives its provider being killed; corrupt chunks are caught and the
+//! blob still arrives intact.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::RoleClient;
+use rmcp::service::RunningService;
+use serde_json::{Value, json};
+use toolmesh::p2p::mesh::NodeInfo;
+use toolmesh_test_support::{
+    ProgressLog, TempHost, call, connect_command, first_text, serve_command,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
+
+type Client = RunningService<RoleClient, ProgressLog>;
+
+/// A running host with the mesh on.
+struct Node {
+    host: TempHost,
+    client: Client,
+    progress: ProgressLog,
+    info: NodeInfo,
+}
+
+fn config(trusted: &[&str]) -> String {
+    let keys: Vec<String> = trusted.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        r#"
+[trust]
+publishers = [{}]
+
+[p2p]
+listen = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]
+mdns = false
+peer_ttl_secs = 60
+"#,
+        keys.join(", ")
+    )
+}
+
+impl Node {
+    async fn start(
+        host: TempHost,
+        config: &str,
+        bootstrap: &[&Node],
+        bundled: bool,
+    ) -> anyhow::Result<Self> {
+        let config_path = host.data_dir().with_file_name("toolmesh.toml");
+        std::fs::write(&config_path, config)?;
+        let mut args = host.args();
+        args.extend(["--config".into(), config_path.display().to_string()]);
+        if !bundled {
+            args.push("--no-bundled".into());
+        }
+        let mut command = serve_command(Path::new(BIN), &args);
+        command.arg("--p2p");
+        let peers: Vec<String> = bootstrap
+            .iter()
+            .map(|n| n.info.addresses[0].clone())
+            .collect();
+        command.env(toolmesh::p2p::BOOTSTRAP_ENV, peers.join(","));
+        let progress = ProgressLog::default();
+        let client = connect_command(progress.clone(), command).await?;
+        let node_file = host.data_dir().join("p2p").join("node.json");
+        let info = wait_for(Duration::from_secs(15), || {
+            std::fs::read(&node_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<NodeInfo>(&b).ok())
+                .filter(|i| !i.addresses.is_empty())
+        })
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the host did not write {}", node_file.display()))?;
+        Ok(Self {
+            host,
+            client,
+            progress,
+            info,
+        })
+    }
+
+    async fn call(&self, tool: &str, arguments: Value) -> anyhow::Result<Value> {
+        let result = call(&self.client, tool, arguments).await?;
+        anyhow::ensure!(
+            result.is_error != Some(true),
+            "{tool}: {}",
+            first_text(&result)
+        );
+        Ok(result.structured_content.clone().unwrap_or(Value::Null))
+    }
+
+    async fn tool_names(&self) -> Vec<String> {
+        self.client
+            .list_all_tools()
+            .await
+            .map(|tools| tools.into_iter().map(|t| t.name.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    fn kill(&self) {
+        let _ = StdCommand::new("kill")
+            .args(["-9", &self.info.pid.to_string()])
+            .status();
+    }
+}
+
+/// Polls `probe` until it yields something or `limit` passes.
+async fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn toolmesh(args: &[&str]) -> anyhow::Result<String> {
+    let output = StdCommand::new(BIN).args(args).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "toolmesh {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Creates a publisher key with the CLI and returns (file, public key).
+fn publisher_key(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
+    let file = dir.join(name);
+    let out = toolmesh(&["key", "--generate", &file.display().to_string()])?;
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("publisher key: "))
+        .ok_or_else(|| anyhow::anyhow!("no key in {out}"))?
+        .to_owned();
+    Ok((file, key))
+}
+
+fn hello_dir() -> PathBuf {
+    Path::new(toolmesh::plugin::bundled::BUNDLED_DIR).join("hello")
+}
+
+/// Adds the hello plugin to `host` under the name `name`, signed with `key`
+/// (through the CLI) if given.
+fn add_hello(host: &TempHost, name: &str, key: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = host.add_plugin(&hello_dir(), name)?;
+    let manifest = dir.join("plugin.toml");
+    // Asking for the `trusted` level: a peer's plugin gets at most `standard`.
+    let text = std::fs::read_to_string(&manifest)?
+        .replace("name = \"hello\"", &format!("name = \"{name}\""))
+        .replace("level = \"untrusted\"", "level = \"trusted\"");
+    std::fs::write(&manifest, text)?;
+    if let Some(key) = key {
+        toolmesh(&[
+            "plugin",
+            "sign",
+            &dir.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+        ])?;
+    }
+    Ok(dir)
+}
+
+fn status_of(offers: &Value, name: &str) -> String {
+    offers["offered"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["name"] == name)
+        .and_then(|o| o["status"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn wait_for_status(node: &Node, name: &str, prefix: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = status_of(&node.call("mesh__offers", json!({})).await?, name);
+        if status.starts_with(prefix) {
+            return Ok(status);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "`{name}` status is `{status}`, not `{prefix}…`"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Result<()> {
+    let keys = tempfile::tempdir()?;
+    let (trusted_file, trusted) = publisher_key(keys.path(), "trusted.key")?;
+    let (stranger_file, _) = publisher_key(keys.path(), "stranger.key")?;
+    let config = config(&[&trusted]);
+
+    let a_host = TempHost::new()?;
+    add_hello(&a_host, "greeter", Some(&trusted_file))?;
+    add_hello(&a_host, "loner", None)?;
+    add_hello(&a_host, "stranger", Some(&stranger_file))?;
+    let a = Node::start(a_host, &config, &[], false).await?;
+    let b = Node::start(TempHost::new()?, &config, &[&a], false).await?;
+
+    // Published while B is connected: B hears of it by gossip.
+    for plugin in ["greeter", "loner", "stranger"] {
+        a.call("mesh__publish", json!({"plugin": plugin})).await?;
+    }
+    // C joins later and learns it from A's catalog.
+    let c = Node::start(TempHost::new()?, &config, &[&a], false).await?;
+    for node in [&b, &c] {
+        let tools = wait_for_tools(node, "greeter__greet").await?;
+        assert!(
+            !tools
+                .iter()
+                .any(|t| t.starts_with("loner__") || t.starts_with("stranger__")),
+            "{tools:?}"
+        );
+        let result = call(&node.client, "greeter__greet", json!({"name": "mesh"})).await?;
+        assert_eq!(first_text(&result), "Hello, mesh!");
+        let status = wait_for_status(node, "greeter", "installed").await?;
+        assert!(
+            status.contains("at level `standard`"),
+            "peer ceiling: {status}"
+        );
+        wait_for_status(node, "loner", "not installed: unsigned").await?;
+        wait_for_status(node, "stranger", "not installed").await?;
+    }
+    // Asked for explicitly, the unsigned one is fetched but not installed.
+    let refused = call(&b.client, "mesh__fetch", json!({"target": "loner"})).await?;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        first_text(&refused).contains("unsigned"),
+        "{}",
+        first_text(&refused)
+    );
+    let refused = call(&b.client, "mesh__fetch", json!({"target": "stranger"})).await?;
+    assert!(
+        first_text(&refused).contains("not a trusted publisher"),
+        "{}",
+        first_text(&refused)
+    );
+
+    // The installed plugin survives a restart of B, still at the peer level.
+    let listed = toolmesh(
+        &{
+            let mut args: Vec<String> = b.host.args();
+            args.extend(["--no-bundled".into(), "--config".into()]);
+            args.push(
+                b.host
+                    .data_dir()
+                    .with_file_name("toolmesh.toml")
+                    .display()
+                    .to_string(),
+            );
+            args.extend(["plugin".into(), "list".into()]);
+            args
+        }
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    )?;
+    assert!(listed.contains("greeter 0.1.0 [standard]"), "{listed}");
+    assert!(listed.contains("from peer"), "{listed}");
+
+    // A tampered bundle: the signed manifest, edited to ask for more.
+    let rogue = rogue_peer(&a, &trusted).await?;
+    let offer = tampered_bundle(&rogue.0, &trusted_file, &trusted)?;
+    rogue.1.provide(offer).await.map_err(anyhow::Error::msg)?;
+    let status = wait_for_status(&a, "greeter-tampered", "not installed: tampered").await?;
+    assert!(status.contains("changed after it was signed"), "{status}");
+    let peers = a.call("mesh__peers", json!({})).await?;
+    let rogue_id = rogue.1.peer_id().to_string();
+    let entry = peers["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["id"] == rogue_id.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(entry["strikes"].as_u64().unwrap_or(0) >= 1, "{peers}");
+    assert!(
+        !a.tool_names()
+            .await
+            .iter()
+            .any(|t| t.starts_with("greeter-tampered"))
+    );
+    drop(c);
+    Ok(())
+}
+
+async fn wait_for_tools(node: &Node, tool: &str) -> anyhow::Result<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let tools = node.tool_names().await;
+        if tools.iter().any(|t| t == tool) {
+            return Ok(tools);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no `{tool}` in {tools:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A peer in this test process (the real mesh code, on its own data
+/// directory) that will offer whatever the test puts in its store.
+async fn rogue_peer(
+    target: &Node,
+    trusted: &str,
+) -> anyhow::Result<(
+    Arc<toolmesh::capability::blobs::BlobStore>,
+    Arc<toolmesh::p2p::Mesh>,
+)> {
+    use toolmesh::capability::HostStores;
+    use toolmesh::capability::blobs::BlobStore;
+    let dir = tempfile::tempdir()?.keep();
+    let blobs = Arc::new(BlobStore::open(&dir.join("blobs"))?);
+    let mut p2p: toolmesh::p2p::P2pConfig =
+        toml::from_str(&config(&[trusted])).map(|c: toolmesh::config::Config| c.p2p)?;
+    p2p.bootstrap = vec![target.info.addresses[0].parse()?];
+    let runtime = Arc::new(toolmesh::runtime::Runtime::new(
+        &Default::default(),
+        toolmesh::level::Levels::new(&Default::default()).map_err(anyhow::Error::msg)?,
+        None,
+        HostStores {
+            blobs: Some(blobs.clone()),
+            ..HostStores::default()
+        },
+    )?);
+    let mesh = toolmesh::p2p::Mesh::start(
+        &p2p,
+        runtime,
+        Arc::new(toolmesh::plugin::Registry::default()),
+        toolmesh::p2p::mesh::MeshPaths {
+            state_dir: dir.join("p2p"),
+            plugins_dir: dir.join("plugins"),
+        },
+        false,
+    )
+    .await?;
+    // Wait until the target knows the rogue.
+    let id = mesh.peer_id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers = target.call("mesh__peers", json!({})).await?;
+        if peers["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == id.as_str() && p["connected"] == true)
+        {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the rogue peer did not connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((blobs, mesh))
+}
+
+/// Greeter's signed bundle with its manifest edited after signing, stored
+/// in `blobs`, and the offer that claims the trusted publisher.
+fn tampered_bundle(
+    blobs: &toolmesh::capability::blobs::BlobStore,
+    key_file: &Path,
+    key: &str,
+) -> anyhow::Result<toolmesh::p2p::protocol::Offer> {
+    let host = TempHost::new()?;
+    let dir = add_hello(&host, "greeter-tampered", Some(key_file))?;
+    let mut bundle = toolmesh::p2p::bundle::Bundle::read_dir(&dir)?;
+    bundle.manifest_text.push_str("\n# edited after signing\n");
+    let bytes = bundle.encode();
+    let hash = blobs.put(&bytes)?;
+    Ok(toolmesh::p2p::protocol::Offer::Plugin {
+        name: "greeter-tampered".into(),
+        version: "0.1.0".into(),
+        publisher: Some(key.to_owned()),
+        hash: hash.to_string(),
+        size: bytes.len() as u64,
+    })
+}
