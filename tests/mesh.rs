@@ -389,3 +389,224 @@ fn tampered_bundle(
         size: bytes.len() as u64,
     })
 }
+
+/// A `TMNW` weights blob of about `size` bytes (random weights).
+fn weights_blob(size: usize, seed: u8) -> Vec<u8> {
+    let count = (size - 41) / 4;
+    let mut bytes = Vec::with_capacity(41 + count * 4);
+    bytes.extend_from_slice(b"TMNW\x01");
+    bytes.extend_from_slice(&[seed; 32]);
+    bytes.extend_from_slice(&(count as u32).to_le_bytes());
+    let mut state = u64::from(seed) + 1;
+    for _ in 0..count {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&((state % 2000) as f32 / 1000.0 - 1.0).to_le_bytes());
+    }
+    bytes
+}
+
+/// Puts `bytes` into the blob store of `host` (before it starts) and
+/// returns the blob's path and hash.
+fn put_blob(host: &TempHost, bytes: &[u8]) -> anyhow::Result<(PathBuf, String)> {
+    let hex = blake3::hash(bytes).to_hex().to_string();
+    let dir = host.data_dir().join("blobs").join(&hex[..2]);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(&hex);
+    std::fs::write(&path, bytes)?;
+    Ok((path, format!("blake3:{hex}")))
+}
+
+/// The blob `hash` in `node`'s store, if it is there and intact.
+fn stored_blob_ok(node: &Node, hash: &str) -> bool {
+    let hex = hash.trim_start_matches("blake3:");
+    std::fs::read(node.host.data_dir().join("blobs").join(&hex[..2]).join(hex))
+        .is_ok_and(|bytes| blake3::hash(&bytes).to_hex().as_str() == hex)
+}
+
+async fn wait_for_providers(node: &Node, name: &str, count: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let offers = node.call("mesh__offers", json!({})).await?;
+        let found = offers["offered"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["network"] == name || o["name"] == name)
+            .and_then(|o| o["providers"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if found >= count {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "`{name}` has {found} providers, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trained_weights_fetched_by_hash_run_the_same() -> anyhow::Result<()> {
+    // A 2.6-million-weight network is far beyond what `standard` allows a
+    // call by default (its `.net` text alone is 60 MB): raise the quotas.
+    let config = config(&[])
+        + "\n[levels.standard]\nfuel = 2_000_000_000_000\nmemory_bytes = 1_073_741_824\n";
+    let a = Node::start(TempHost::new()?, &config, &[], true).await?;
+    let b = Node::start(TempHost::new()?, &config, &[&a], true).await?;
+    // 257 × 4096 + 4097 × 384 weights: 10.5 MB as TMNW.
+    let layers = json!([256, 4096, 384]);
+    a.call(
+        "neural__create",
+        json!({"name": "big", "layers": layers, "seed": 1}),
+    )
+    .await?;
+    let input: Vec<f64> = (0..256).map(|i| f64::from(i % 7) / 7.0 - 0.5).collect();
+    let target: Vec<f64> = (0..384)
+        .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+        .collect();
+    let trained = a
+        .call(
+            "neural__train",
+            json!({"name": "big", "data": {"inputs": [input], "outputs": [target]}, "max_epochs": 2, "desired_error": 0.0}),
+        )
+        .await?;
+    let weights = trained["entry"]["weights"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let published = a
+        .call(
+            "mesh__publish",
+            json!({"weights": weights, "network": "big"}),
+        )
+        .await?;
+    assert!(
+        published["published"]["size"].as_u64().unwrap_or(0) >= 10 << 20,
+        "{published}"
+    );
+
+    wait_for_providers(&b, "big", 1).await?;
+    let fetched = b.call("mesh__fetch", json!({"target": "big"})).await?;
+    assert_eq!(fetched["fetched"]["hash"], weights.as_str(), "{fetched}");
+    assert!(stored_blob_ok(&b, &weights));
+    assert!(
+        !b.progress.wait_for(1).await.is_empty(),
+        "the transfer reported progress"
+    );
+
+    b.call(
+        "neural__create",
+        json!({"name": "copy", "layers": layers, "seed": 99}),
+    )
+    .await?;
+    b.call(
+        "neural__load_weights",
+        json!({"name": "copy", "weights": weights}),
+    )
+    .await?;
+    let on_a = a
+        .call("neural__run", json!({"name": "big", "inputs": [input]}))
+        .await?;
+    let on_b = b
+        .call("neural__run", json!({"name": "copy", "inputs": [input]}))
+        .await?;
+    assert_eq!(on_a["outputs"], on_b["outputs"]);
+    assert!(
+        on_a["outputs"][0]
+            .as_array()
+            .is_some_and(|o| o.len() == 384)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<()> {
+    let config = config(&[]);
+    let big = weights_blob(64 << 20, 7);
+    let small = weights_blob(24 << 20, 9);
+    let (a_host, c_host) = (TempHost::new()?, TempHost::new()?);
+    let mut hashes = Vec::new();
+    let mut a_small_path = PathBuf::new();
+    for blob in [&big, &small] {
+        let (path, hash) = put_blob(&a_host, blob)?;
+        put_blob(&c_host, blob)?;
+        if blob.len() == small.len() {
+            a_small_path = path;
+        }
+        hashes.push(hash);
+    }
+    let (big_hash, small_hash) = (hashes[0].clone(), hashes[1].clone());
+    let a = Node::start(a_host, &config, &[], false).await?;
+    let c = Node::start(c_host, &config, &[], false).await?;
+    for node in [&a, &c] {
+        node.call(
+            "mesh__publish",
+            json!({"weights": big_hash, "network": "big"}),
+        )
+        .await?;
+        node.call(
+            "mesh__publish",
+            json!({"weights": small_hash, "network": "small"}),
+        )
+        .await?;
+    }
+    let b = Node::start(TempHost::new()?, &config, &[&a, &c], false).await?;
+    wait_for_providers(&b, "big", 2).await?;
+    wait_for_providers(&b, "small", 2).await?;
+
+    // A's copy of `small` rots on disk after A listed its chunks: every
+    // chunk A serves is wrong.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&a_small_path)?;
+        for chunk in 0..24u64 {
+            file.write_all_at(b"\xff\xfe", chunk * (1 << 20) + 100)?;
+        }
+    }
+    let fetched = b.call("mesh__fetch", json!({"target": small_hash})).await?;
+    assert!(stored_blob_ok(&b, &small_hash), "{fetched}");
+    let a_id = a.info.peer_id.as_str();
+    let dropped = fetched["fetched"]["dropped"].to_string();
+    assert!(
+        dropped.contains(a_id) && dropped.contains("does not match"),
+        "{fetched}"
+    );
+    let peers = b.call("mesh__peers", json!({})).await?;
+    let strikes = peers["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["id"] == a_id)
+        .and_then(|p| p["strikes"].as_u64())
+        .unwrap_or(0);
+    assert!(strikes >= 1, "{peers}");
+
+    // Kill A as soon as the fetch of `big` has begun: C finishes it.
+    b.progress.clear();
+    let fetch = {
+        let b = &b;
+        let big_hash = big_hash.clone();
+        async move { b.call("mesh__fetch", json!({"target": big_hash})).await }
+    };
+    let kill = async {
+        b.progress.wait_for(1).await;
+        a.kill();
+    };
+    let (fetched, ()) = tokio::join!(fetch, kill);
+    let fetched = fetched?;
+    assert!(stored_blob_ok(&b, &big_hash), "{fetched}");
+    let from = &fetched["fetched"]["from"];
+    assert!(
+        from[c.info.peer_id.as_str()].as_u64().unwrap_or(0) > 0,
+        "{fetched}"
+    );
+    assert!(
+        fetched["fetched"]["dropped"].to_string().contains(a_id),
+        "A died mid-transfer: {fetched}"
+    );
+    Ok(())
+}

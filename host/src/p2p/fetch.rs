@@ -293,23 +293,24 @@ pub async fn fetch(
                     }
                     None
                 }
-                Err(e) => {
-                    link.strike(peer, e.to_string()).await;
-                    Some(e.to_string())
-                }
+                Err(e) => Some((e.to_string(), true)),
             },
-            Ok(Response::Missing(reason)) => Some(reason),
-            Ok(_) => {
-                let reason = "answered a chunk request with something else".to_owned();
-                link.strike(peer, reason.clone()).await;
-                Some(reason)
-            }
-            Err(e) => Some(e),
+            Ok(Response::Missing(reason)) => Some((reason, false)),
+            Ok(_) => Some((
+                "answered a chunk request with something else".to_owned(),
+                true,
+            )),
+            Err(e) => Some((e, false)),
         };
-        if let Some(reason) = failure {
+        if let Some((reason, misbehaved)) = failure {
             tracing::warn!(%peer, %hash, index, "chunk not fetched: {reason}");
             queue.push_front(index);
+            // One strike per peer and fetch: the chunks it already had in
+            // flight are the same offence.
             if dropped.insert(peer) {
+                if misbehaved {
+                    link.strike(peer, reason.clone()).await;
+                }
                 report.dropped.push(format!("{peer}: {reason}"));
             }
             providers.retain(|p| *p != peer);
