@@ -7,171 +7,39 @@
 //! blob still arrives intact.
 
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rmcp::RoleClient;
-use rmcp::service::RunningService;
 use serde_json::{Value, json};
-use toolmesh::p2p::mesh::NodeInfo;
-use toolmesh_test_support::{
-    ProgressLog, TempHost, call, connect_command, first_text, serve_command,
+use toolmesh_test_support::mesh::{
+    MeshNode as Node, add_hello_copy, cli, mesh_config as config, put_blob,
 };
+use toolmesh_test_support::{TempHost, call, first_text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
 
-type Client = RunningService<RoleClient, ProgressLog>;
-
-/// A running host with the mesh on.
-struct Node {
-    host: TempHost,
-    client: Client,
-    progress: ProgressLog,
-    info: NodeInfo,
-}
-
-fn config(trusted: &[&str]) -> String {
-    let keys: Vec<String> = trusted.iter().map(|k| format!("\"{k}\"")).collect();
-    format!(
-        r#"
-[trust]
-publishers = [{}]
-
-[p2p]
-listen = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]
-mdns = false
-peer_ttl_secs = 60
-"#,
-        keys.join(", ")
-    )
-}
-
-impl Node {
-    async fn start(
-        host: TempHost,
-        config: &str,
-        bootstrap: &[&Node],
-        bundled: bool,
-    ) -> anyhow::Result<Self> {
-        let config_path = host.data_dir().with_file_name("toolmesh.toml");
-        std::fs::write(&config_path, config)?;
-        let mut args = host.args();
-        args.extend(["--config".into(), config_path.display().to_string()]);
-        if !bundled {
-            args.push("--no-bundled".into());
-        }
-        let mut command = serve_command(Path::new(BIN), &args);
-        command.arg("--p2p");
-        let peers: Vec<String> = bootstrap
-            .iter()
-            .map(|n| n.info.addresses[0].clone())
-            .collect();
-        command.env(toolmesh::p2p::BOOTSTRAP_ENV, peers.join(","));
-        let progress = ProgressLog::default();
-        let client = connect_command(progress.clone(), command).await?;
-        let node_file = host.data_dir().join("p2p").join("node.json");
-        let info = wait_for(Duration::from_secs(15), || {
-            std::fs::read(&node_file)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<NodeInfo>(&b).ok())
-                .filter(|i| !i.addresses.is_empty())
-        })
-        .await
-        .ok_or_else(|| anyhow::anyhow!("the host did not write {}", node_file.display()))?;
-        Ok(Self {
-            host,
-            client,
-            progress,
-            info,
-        })
-    }
-
-    async fn call(&self, tool: &str, arguments: Value) -> anyhow::Result<Value> {
-        let result = call(&self.client, tool, arguments).await?;
-        anyhow::ensure!(
-            result.is_error != Some(true),
-            "{tool}: {}",
-            first_text(&result)
-        );
-        Ok(result.structured_content.clone().unwrap_or(Value::Null))
-    }
-
-    async fn tool_names(&self) -> Vec<String> {
-        self.client
-            .list_all_tools()
-            .await
-            .map(|tools| tools.into_iter().map(|t| t.name.to_string()).collect())
-            .unwrap_or_default()
-    }
-
-    fn kill(&self) {
-        let _ = StdCommand::new("kill")
-            .args(["-9", &self.info.pid.to_string()])
-            .status();
-    }
-}
-
-/// Polls `probe` until it yields something or `limit` passes.
-async fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = probe() {
-            return Some(found);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn toolmesh(args: &[&str]) -> anyhow::Result<String> {
-    let output = StdCommand::new(BIN).args(args).output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "toolmesh {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
+    cli(Path::new(BIN), args)
 }
 
-/// Creates a publisher key with the CLI and returns (file, public key).
 fn publisher_key(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
-    let file = dir.join(name);
-    let out = toolmesh(&["key", "--generate", &file.display().to_string()])?;
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("publisher key: "))
-        .ok_or_else(|| anyhow::anyhow!("no key in {out}"))?
-        .to_owned();
-    Ok((file, key))
+    toolmesh_test_support::mesh::publisher_key(Path::new(BIN), dir, name)
+}
+
+fn add_hello(host: &TempHost, name: &str, key: Option<&Path>) -> anyhow::Result<PathBuf> {
+    add_hello_copy(Path::new(BIN), host, &hello_dir(), name, key)
+}
+
+fn weights_blob(size: usize, seed: u8) -> Vec<u8> {
+    toolmesh_test_support::mesh::weights_blob(size, seed)
+}
+
+fn stored_blob_ok(node: &Node, hash: &str) -> bool {
+    node.has_blob(hash)
 }
 
 fn hello_dir() -> PathBuf {
     Path::new(toolmesh::plugin::bundled::BUNDLED_DIR).join("hello")
-}
-
-/// Adds the hello plugin to `host` under the name `name`, signed with `key`
-/// (through the CLI) if given.
-fn add_hello(host: &TempHost, name: &str, key: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let dir = host.add_plugin(&hello_dir(), name)?;
-    let manifest = dir.join("plugin.toml");
-    // Asking for the `trusted` level: a peer's plugin gets at most `standard`.
-    let text = std::fs::read_to_string(&manifest)?
-        .replace("name = \"hello\"", &format!("name = \"{name}\""))
-        .replace("level = \"untrusted\"", "level = \"trusted\"");
-    std::fs::write(&manifest, text)?;
-    if let Some(key) = key {
-        toolmesh(&[
-            "plugin",
-            "sign",
-            &dir.display().to_string(),
-            "--key",
-            &key.display().to_string(),
-        ])?;
-    }
-    Ok(dir)
 }
 
 fn status_of(offers: &Value, name: &str) -> String {
@@ -211,15 +79,31 @@ async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Resul
     add_hello(&a_host, "greeter", Some(&trusted_file))?;
     add_hello(&a_host, "loner", None)?;
     add_hello(&a_host, "stranger", Some(&stranger_file))?;
-    let a = Node::start(a_host, &config, &[], false).await?;
-    let b = Node::start(TempHost::new()?, &config, &[&a], false).await?;
+    let a = Node::start(Path::new(BIN), a_host, &config, &[], false, true).await?;
+    let b = Node::start(
+        Path::new(BIN),
+        TempHost::new()?,
+        &config,
+        &[&a],
+        false,
+        true,
+    )
+    .await?;
 
     // Published while B is connected: B hears of it by gossip.
     for plugin in ["greeter", "loner", "stranger"] {
         a.call("mesh__publish", json!({"plugin": plugin})).await?;
     }
     // C joins later and learns it from A's catalog.
-    let c = Node::start(TempHost::new()?, &config, &[&a], false).await?;
+    let c = Node::start(
+        Path::new(BIN),
+        TempHost::new()?,
+        &config,
+        &[&a],
+        false,
+        true,
+    )
+    .await?;
     for node in [&b, &c] {
         let tools = wait_for_tools(node, "greeter__greet").await?;
         assert!(
@@ -390,41 +274,6 @@ fn tampered_bundle(
     })
 }
 
-/// A `TMNW` weights blob of about `size` bytes (random weights).
-fn weights_blob(size: usize, seed: u8) -> Vec<u8> {
-    let count = (size - 41) / 4;
-    let mut bytes = Vec::with_capacity(41 + count * 4);
-    bytes.extend_from_slice(b"TMNW\x01");
-    bytes.extend_from_slice(&[seed; 32]);
-    bytes.extend_from_slice(&(count as u32).to_le_bytes());
-    let mut state = u64::from(seed) + 1;
-    for _ in 0..count {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&((state % 2000) as f32 / 1000.0 - 1.0).to_le_bytes());
-    }
-    bytes
-}
-
-/// Puts `bytes` into the blob store of `host` (before it starts) and
-/// returns the blob's path and hash.
-fn put_blob(host: &TempHost, bytes: &[u8]) -> anyhow::Result<(PathBuf, String)> {
-    let hex = blake3::hash(bytes).to_hex().to_string();
-    let dir = host.data_dir().join("blobs").join(&hex[..2]);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(&hex);
-    std::fs::write(&path, bytes)?;
-    Ok((path, format!("blake3:{hex}")))
-}
-
-/// The blob `hash` in `node`'s store, if it is there and intact.
-fn stored_blob_ok(node: &Node, hash: &str) -> bool {
-    let hex = hash.trim_start_matches("blake3:");
-    std::fs::read(node.host.data_dir().join("blobs").join(&hex[..2]).join(hex))
-        .is_ok_and(|bytes| blake3::hash(&bytes).to_hex().as_str() == hex)
-}
-
 async fn wait_for_providers(node: &Node, name: &str, count: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -453,8 +302,8 @@ async fn trained_weights_fetched_by_hash_run_the_same() -> anyhow::Result<()> {
     // call by default (its `.net` text alone is 60 MB): raise the quotas.
     let config = config(&[])
         + "\n[levels.standard]\nfuel = 2_000_000_000_000\nmemory_bytes = 1_073_741_824\n";
-    let a = Node::start(TempHost::new()?, &config, &[], true).await?;
-    let b = Node::start(TempHost::new()?, &config, &[&a], true).await?;
+    let a = Node::start(Path::new(BIN), TempHost::new()?, &config, &[], true, true).await?;
+    let b = Node::start(Path::new(BIN), TempHost::new()?, &config, &[&a], true, true).await?;
     // 257 × 4096 + 4097 × 384 weights: 10.5 MB as TMNW.
     let layers = json!([256, 4096, 384]);
     a.call(
@@ -538,8 +387,8 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
         hashes.push(hash);
     }
     let (big_hash, small_hash) = (hashes[0].clone(), hashes[1].clone());
-    let a = Node::start(a_host, &config, &[], false).await?;
-    let c = Node::start(c_host, &config, &[], false).await?;
+    let a = Node::start(Path::new(BIN), a_host, &config, &[], false, true).await?;
+    let c = Node::start(Path::new(BIN), c_host, &config, &[], false, true).await?;
     for node in [&a, &c] {
         node.call(
             "mesh__publish",
@@ -552,7 +401,15 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
         )
         .await?;
     }
-    let b = Node::start(TempHost::new()?, &config, &[&a, &c], false).await?;
+    let b = Node::start(
+        Path::new(BIN),
+        TempHost::new()?,
+        &config,
+        &[&a, &c],
+        false,
+        true,
+    )
+    .await?;
     wait_for_providers(&b, "big", 2).await?;
     wait_for_providers(&b, "small", 2).await?;
 

@@ -423,9 +423,9 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
-            } if num_established == 0 => {
+            } => {
                 lock(&self.book).set_connected(peer_id, false);
             }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
@@ -532,19 +532,20 @@ impl Driver {
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
             }) => {
-                if let kad::QueryResult::GetProviders(result) = result {
-                    if let Some((_, found)) = self.queries.get_mut(&id)
-                        && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result
-                    {
-                        found.extend(providers);
-                    }
-                    if step.last
-                        && let Some((reply, found)) = self.queries.remove(&id)
-                    {
-                        let _ = reply.send(found);
-                    }
+                if let Some((_, found)) = self.queries.get_mut(&id)
+                    && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result
+                {
+                    found.extend(providers);
+                }
+                if step.last
+                    && let Some((reply, found)) = self.queries.remove(&id)
+                {
+                    let _ = reply.send(found);
                 }
             }
             BehaviourEvent::Share(event) => self.on_share_event(event),

@@ -2,6 +2,8 @@
 //! script), temporary plugin and data directories, and a real MCP client
 //! (rmcp) connected to a `toolmesh serve` child process.
 
+pub mod mesh;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
