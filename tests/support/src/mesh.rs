@@ -86,6 +86,11 @@ impl MeshNode {
             .map(|n| n.info.addresses[0].clone())
             .collect();
         command.env("TOOLMESH_BOOTSTRAP", peers.join(","));
+        // Quiet unless asked: a mesh test runs several hosts.
+        command.env(
+            "TOOLMESH_LOG",
+            std::env::var("TOOLMESH_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         let progress = ProgressLog::default();
         let client = connect_command(progress.clone(), command).await?;
         let node_file = host.data_dir().join("p2p").join("node.json");

@@ -1,0 +1,199 @@
+//! The mesh between real host processes on loopback (TCP, noise, yamux):
+//!
+//! - `mesh_fetch/10MiB`, `mesh_fetch/100MiB`: B fetches a blob A provides,
+//!   timed from B's MCP `mesh__fetch` call to its answer (every chunk
+//!   verified, the whole hashed again and moved into the store). Before each
+//!   fetch the blob is deleted from B's store.
+//! - `mesh_publish/publish_to_callable`: a fresh B is connected to A; timed
+//!   from A's `mesh__publish` of a signed plugin to B answering a call to it
+//!   (gossip, fetch, signature check, install, compile with an empty cache,
+//!   load).
+//!
+//! Targets (issue 6): 10 MiB <= 150 ms, >= 100 MiB/s sustained,
+//! publish to callable <= 1 s.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use toolmesh_test_support::mesh::{
+    MeshNode, add_hello_copy, blob_path, cli, mesh_config, publisher_key, put_blob,
+};
+use toolmesh_test_support::{TempHost, call, first_text};
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn fetch(c: &mut Criterion) {
+    let rt = runtime();
+    let config = mesh_config(&[]);
+    let a_host = TempHost::new().expect("tempdir");
+    let mut blobs = Vec::new();
+    for (name, size) in [("10MiB", 10usize << 20), ("100MiB", 100 << 20)] {
+        let bytes = toolmesh_test_support::mesh::weights_blob(size, size as u8);
+        let (_, hash) = put_blob(&a_host, &bytes).expect("blob");
+        blobs.push((name, size, hash));
+    }
+    let (a, b) = rt.block_on(async {
+        let a = MeshNode::start(Path::new(BIN), a_host, &config, &[], false, true)
+            .await
+            .expect("A");
+        for (name, _, hash) in &blobs {
+            a.call("mesh__publish", json!({"weights": hash, "network": name}))
+                .await
+                .expect("publish");
+        }
+        let b = MeshNode::start(
+            Path::new(BIN),
+            TempHost::new().expect("tempdir"),
+            &config,
+            &[&a],
+            false,
+            true,
+        )
+        .await
+        .expect("B");
+        (a, b)
+    });
+    let mut group = c.benchmark_group("mesh_fetch");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (name, size, hash) in &blobs {
+        group.throughput(Throughput::Bytes(*size as u64));
+        let stored: PathBuf = blob_path(&b.host, hash.trim_start_matches("blake3:"));
+        group.bench_function(*name, |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let _ = std::fs::remove_file(&stored);
+                    let started = Instant::now();
+                    let result = rt
+                        .block_on(b.call("mesh__fetch", json!({"target": hash})))
+                        .expect("fetch");
+                    total += started.elapsed();
+                    assert_eq!(result["fetched"]["already_had"], false);
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+    drop((a, b));
+}
+
+fn publish_to_callable(c: &mut Criterion) {
+    let rt = runtime();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key_file, key) = publisher_key(Path::new(BIN), keys.path(), "publisher.key").expect("key");
+    let config = mesh_config(&[&key]);
+    let a_host = TempHost::new().expect("tempdir");
+    let hello = Path::new(toolmesh::plugin::bundled::BUNDLED_DIR).join("hello");
+    let manifest = add_hello_copy(Path::new(BIN), &a_host, &hello, "greeter", Some(&key_file))
+        .expect("plugin")
+        .join("plugin.toml");
+    let mut version = 0;
+    let a = rt
+        .block_on(MeshNode::start(
+            Path::new(BIN),
+            a_host,
+            &config,
+            &[],
+            false,
+            true,
+        ))
+        .expect("A");
+    let mut group = c.benchmark_group("mesh_publish");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("publish_to_callable", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // A new version each time, so that B cannot have it already
+                // (from A's catalog when it connects): bump and sign again.
+                version += 1;
+                let text = std::fs::read_to_string(&manifest).expect("manifest");
+                let bumped: String = text
+                    .lines()
+                    .map(|l| {
+                        if l.starts_with("version = ") {
+                            format!("version = \"0.1.{version}\"\n")
+                        } else {
+                            format!("{l}\n")
+                        }
+                    })
+                    .collect();
+                std::fs::write(&manifest, bumped).expect("manifest");
+                let dir = manifest.parent().expect("plugin dir").display().to_string();
+                cli(
+                    Path::new(BIN),
+                    &[
+                        "plugin",
+                        "sign",
+                        &dir,
+                        "--key",
+                        &key_file.display().to_string(),
+                    ],
+                )
+                .expect("sign");
+                total += rt.block_on(async {
+                    // A fresh B with an empty compile cache, connected to A.
+                    let b = MeshNode::start(
+                        Path::new(BIN),
+                        TempHost::new().expect("tempdir"),
+                        &config,
+                        &[&a],
+                        false,
+                        false,
+                    )
+                    .await
+                    .expect("B");
+                    let a_id = a.info.peer_id.clone();
+                    loop {
+                        let peers = b.call("mesh__peers", json!({})).await.expect("peers");
+                        if peers["peers"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["id"] == a_id.as_str() && p["connected"] == true)
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let started = Instant::now();
+                    a.call("mesh__publish", json!({"plugin": "greeter"}))
+                        .await
+                        .expect("publish");
+                    loop {
+                        // An unknown tool is a protocol error until it lands.
+                        if let Ok(result) =
+                            call(&b.client, "greeter__greet", json!({"name": "mesh"})).await
+                            && result.is_error != Some(true)
+                            && first_text(&result) == "Hello, mesh!"
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    started.elapsed()
+                });
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fetch, publish_to_callable);
+criterion_main!(benches);
