@@ -347,3 +347,87 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() -> anyhow::Resu
     );
     Ok(())
 }
+
+#[test]
+fn signatures_are_checked_and_trust_caps_the_level() -> anyhow::Result<()> {
+    let host = TempHost::new()?;
+    let keys = tempfile::tempdir()?;
+    let key = keys.path().join("publisher.key");
+    let out = Command::new(BIN)
+        .args(["key", "--generate", &key.display().to_string()])
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let publisher = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("publisher key: ").map(str::to_owned))
+        .expect("a publisher key");
+    let sign = |dir: &Path| {
+        let out = Command::new(BIN)
+            .args(["plugin", "sign", &dir.display().to_string(), "--key"])
+            .arg(&key)
+            .output()
+            .expect("run toolmesh");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    // Signed by the trusted key, asking for `trusted`: runs at `trusted`.
+    let signed = host.add_plugin(&hello_dir(), "signed")?;
+    edit_manifest(&signed, "name = \"hello\"", "name = \"signed\"");
+    edit_manifest(&signed, "level = \"untrusted\"", "level = \"trusted\"");
+    sign(&signed);
+    // Unsigned, asking for `trusted`: capped at the `unsigned` ceiling.
+    let unsigned = host.add_plugin(&hello_dir(), "unsigned")?;
+    edit_manifest(&unsigned, "name = \"hello\"", "name = \"unsigned\"");
+    edit_manifest(&unsigned, "level = \"untrusted\"", "level = \"trusted\"");
+    // Signed, then edited: tampered.
+    let tampered = host.add_plugin(&hello_dir(), "tampered")?;
+    edit_manifest(&tampered, "name = \"hello\"", "name = \"tampered\"");
+    sign(&tampered);
+    edit_manifest(&tampered, "level = \"untrusted\"", "level = \"trusted\"");
+
+    let config = host.data_dir().with_file_name("toolmesh.toml");
+    std::fs::write(
+        &config,
+        format!("[trust]\npublishers = [\"{publisher}\"]\nunsigned = \"untrusted\"\n"),
+    )?;
+    let config_arg = config.display().to_string();
+    let out = toolmesh(&host, &["--config", &config_arg, "plugin", "list"]);
+    let listed = stdout(&out);
+    assert!(listed.contains("signed 0.1.0 [trusted]"), "{listed}");
+    assert!(
+        listed.contains(&format!("signed by trusted {publisher}")),
+        "{listed}"
+    );
+    assert!(listed.contains("unsigned 0.1.0 [untrusted]"), "{listed}");
+    assert!(listed.contains("local, unsigned"), "{listed}");
+    assert!(
+        listed.contains("REFUSED") && listed.contains("changed after it was signed"),
+        "{listed}"
+    );
+    // `unsigned = "none"`: only signed plugins load.
+    std::fs::write(
+        &config,
+        format!("[trust]\npublishers = [\"{publisher}\"]\nunsigned = \"none\"\n"),
+    )?;
+    let listed = stdout(&toolmesh(
+        &host,
+        &["--config", &config_arg, "plugin", "list"],
+    ));
+    assert!(listed.contains("signed 0.1.0 [trusted]"), "{listed}");
+    assert!(
+        listed.contains("refuses plugins without a trusted signature"),
+        "{listed}"
+    );
+    // Install checks the signature too.
+    let other = TempHost::new()?;
+    let out = toolmesh(
+        &other,
+        &["plugin", "install", &tampered.display().to_string()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("changed after it was signed"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}
