@@ -7,6 +7,7 @@
 //! blob still arrives intact.
 
 use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -464,6 +465,53 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
     assert!(
         fetched["fetched"]["dropped"].to_string().contains(a_id),
         "A died mid-transfer: {fetched}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_dropped_after_the_ttl() -> anyhow::Result<()> {
+    let config = config(&[]).replace("peer_ttl_secs = 60", "peer_ttl_secs = 2");
+    let a = Node::start(Path::new(BIN), TempHost::new()?, &config, &[], false, true).await?;
+    let b = Node::start(
+        Path::new(BIN),
+        TempHost::new()?,
+        &config,
+        &[&a],
+        false,
+        true,
+    )
+    .await?;
+    let a_id = a.info.peer_id.clone();
+    let knows_a = |peers: &Value| {
+        peers["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == a_id.as_str())
+    };
+    assert!(knows_a(&b.call("mesh__peers", json!({})).await?));
+    // Freeze A: its connection stays open but it answers nothing.
+    StdCommand::new("kill")
+        .args(["-STOP", &a.info.pid.to_string()])
+        .status()?;
+    let started = Instant::now();
+    let mut dropped = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if !knows_a(&b.call("mesh__peers", json!({})).await?) {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    StdCommand::new("kill")
+        .args(["-CONT", &a.info.pid.to_string()])
+        .status()?;
+    assert!(dropped, "B still lists A after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "dropped before the TTL could pass: {:?}",
+        started.elapsed()
     );
     Ok(())
 }

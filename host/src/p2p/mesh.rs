@@ -178,7 +178,7 @@ impl Mesh {
         if !offers.is_empty() {
             let _ = mesh.link.commands.send(Command::Announce(offers)).await;
         }
-        tokio::spawn(write_node_file(mesh.clone()));
+        tokio::spawn(write_node_file(mesh.clone(), config.listen.len()));
         tokio::spawn(handle_events(mesh.clone(), started.events, auto_install));
         Ok(mesh)
     }
@@ -278,13 +278,13 @@ impl Mesh {
     /// Publishes installed plugin `name`: its bundle goes into the blob
     /// store and is announced.
     pub async fn publish_plugin(&self, name: &str) -> Result<Offer, String> {
-        let dir = {
+        let (dir, loaded_hash) = {
             let snapshot = self.registry.snapshot();
             let plugin = snapshot
                 .plugin(name)
                 .ok_or_else(|| format!("no plugin `{name}` is loaded"))?;
             match &plugin.source {
-                Source::Dir(dir) => dir.clone(),
+                Source::Dir(dir) => (dir.clone(), plugin.hash),
                 Source::Bundled => {
                     return Err(format!(
                         "`{name}` is bundled with the host; every host has it already"
@@ -293,6 +293,12 @@ impl Mesh {
             }
         };
         let bundle = Bundle::read_dir(&dir).map_err(|e| e.to_string())?;
+        if ContentHash::of(&bundle.component) != loaded_hash {
+            return Err(format!(
+                "the component of `{name}` in {} changed since it was loaded; reinstall it first",
+                dir.display()
+            ));
+        }
         let manifest = bundle.manifest().map_err(|e| e.to_string())?;
         let publisher = match &bundle.signature_text {
             Some(text) => Some(
@@ -504,9 +510,9 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 
 /// Writes `node.json` once the swarm listens, so that operators and tests
 /// can find this host.
-async fn write_node_file(mesh: Arc<Mesh>) {
+async fn write_node_file(mesh: Arc<Mesh>, listeners: usize) {
     for _ in 0..100 {
-        if lock(&mesh.listening).len() >= 2 {
+        if lock(&mesh.listening).len() >= listeners {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -116,12 +116,18 @@ impl PeerBook {
         }
     }
 
-    /// A connection to `peer` opened or (all) closed.
+    /// A connection to `peer` opened or (all) closed. Opening counts as
+    /// hearing from it; closing does not.
     pub fn set_connected(&mut self, peer: PeerId, connected: bool) {
-        if !self.banned.contains(&peer) {
+        if self.banned.contains(&peer) {
+            return;
+        }
+        if connected {
             let entry = self.entry(peer);
-            entry.connected = connected;
+            entry.connected = true;
             entry.last_seen = Instant::now();
+        } else if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.connected = false;
         }
     }
 
