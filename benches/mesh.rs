@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use toolmesh_test_support::mesh::{
-    MeshNode, add_hello_copy, blob_path, cli, mesh_config, publisher_key, put_blob,
+    MeshNode, add_hello_copy, blob_path, mesh_config, publisher_key, put_blob,
 };
 use toolmesh_test_support::{TempHost, call, first_text};
 
@@ -95,22 +95,7 @@ fn publish_to_callable(c: &mut Criterion) {
     let keys = tempfile::tempdir().expect("tempdir");
     let (key_file, key) = publisher_key(Path::new(BIN), keys.path(), "publisher.key").expect("key");
     let config = mesh_config(&[&key]);
-    let a_host = TempHost::new().expect("tempdir");
     let hello = Path::new(toolmesh::plugin::bundled::BUNDLED_DIR).join("hello");
-    let manifest = add_hello_copy(Path::new(BIN), &a_host, &hello, "greeter", Some(&key_file))
-        .expect("plugin")
-        .join("plugin.toml");
-    let mut version = 0;
-    let a = rt
-        .block_on(MeshNode::start(
-            Path::new(BIN),
-            a_host,
-            &config,
-            &[],
-            false,
-            true,
-        ))
-        .expect("A");
     let mut group = c.benchmark_group("mesh_publish");
     group
         .sample_size(10)
@@ -119,35 +104,15 @@ fn publish_to_callable(c: &mut Criterion) {
         bench.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                // A new version each time, so that B cannot have it already
-                // (from A's catalog when it connects): bump and sign again.
-                version += 1;
-                let text = std::fs::read_to_string(&manifest).expect("manifest");
-                let bumped: String = text
-                    .lines()
-                    .map(|l| {
-                        if l.starts_with("version = ") {
-                            format!("version = \"0.1.{version}\"\n")
-                        } else {
-                            format!("{l}\n")
-                        }
-                    })
-                    .collect();
-                std::fs::write(&manifest, bumped).expect("manifest");
-                let dir = manifest.parent().expect("plugin dir").display().to_string();
-                cli(
-                    Path::new(BIN),
-                    &[
-                        "plugin",
-                        "sign",
-                        &dir,
-                        "--key",
-                        &key_file.display().to_string(),
-                    ],
-                )
-                .expect("sign");
                 total += rt.block_on(async {
-                    // A fresh B with an empty compile cache, connected to A.
+                    // A fresh pair, so that nothing was announced before: A
+                    // with the signed plugin, B with an empty compile cache.
+                    let a_host = TempHost::new().expect("tempdir");
+                    add_hello_copy(Path::new(BIN), &a_host, &hello, "greeter", Some(&key_file))
+                        .expect("plugin");
+                    let a = MeshNode::start(Path::new(BIN), a_host, &config, &[], false, true)
+                        .await
+                        .expect("A");
                     let b = MeshNode::start(
                         Path::new(BIN),
                         TempHost::new().expect("tempdir"),

@@ -137,8 +137,13 @@ impl Link {
 
 /// Finds providers of a blob: the peers known to offer it, then the DHT.
 pub trait ProviderSource {
-    /// Providers of `hash`, best first.
-    fn providers(&self, hash: ContentHash) -> impl Future<Output = Vec<PeerId>> + Send;
+    /// Providers of `hash`, best first; `ask_the_dht` also walks the DHT
+    /// (slower) rather than only asking it when no provider is known.
+    fn providers(
+        &self,
+        hash: ContentHash,
+        ask_the_dht: bool,
+    ) -> impl Future<Output = Vec<PeerId>> + Send;
 }
 
 /// Fetches blob `hash` into `blobs` from the providers `source` finds.
@@ -165,7 +170,7 @@ pub async fn fetch(
         return Ok(report);
     }
     let mut dropped: HashSet<PeerId> = HashSet::new();
-    let mut providers: Vec<PeerId> = source.providers(hash).await;
+    let mut providers: Vec<PeerId> = source.providers(hash, false).await;
     let no_provider = |report: &FetchReport| FetchError::NoProvider {
         hash,
         detail: if report.dropped.is_empty() {
@@ -264,7 +269,7 @@ pub async fn fetch(
             refreshes += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
             providers = source
-                .providers(hash)
+                .providers(hash, true)
                 .await
                 .into_iter()
                 .filter(|p| !dropped.contains(p))

@@ -108,9 +108,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ProviderSource for Mesh {
-    async fn providers(&self, hash: ContentHash) -> Vec<PeerId> {
+    async fn providers(&self, hash: ContentHash, ask_the_dht: bool) -> Vec<PeerId> {
         let mut providers = lock(&self.book).providers(&hash);
-        if providers.len() < 2 {
+        // The DHT walk can take seconds (it dials peers that may be gone):
+        // only when no known peer offers the blob, or all have failed.
+        if providers.is_empty() || ask_the_dht {
             for peer in self.link.find_providers(hash, Duration::from_secs(2)).await {
                 let banned = lock(&self.book).is_banned(&peer);
                 if peer != self.peer_id && !banned && !providers.contains(&peer) {
@@ -446,6 +448,7 @@ impl Mesh {
         let snapshot = self.registry.snapshot();
         if let Some(loaded) = snapshot.plugin(&manifest.name)
             && loaded.hash == component
+            && loaded.manifest.version == manifest.version
         {
             return Ok(received(loaded, &signature, false));
         }
