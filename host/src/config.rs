@@ -214,9 +214,9 @@ impl Config {
             ));
         }
         let levels = Levels::new(&self.levels)?;
-        if self.trust.unsigned != REFUSE {
+        if let Some(unsigned) = self.trust.unsigned.as_deref().filter(|u| *u != REFUSE) {
             levels
-                .get(&self.trust.unsigned)
+                .get(unsigned)
                 .map_err(|e| format!("trust.unsigned: {e}"))?;
         }
         levels

@@ -226,18 +226,37 @@ impl Levels {
     }
 
     /// The level a plugin asking for `requested` gets under `ceiling`: the
-    /// requested level if it is within the ceiling, else the ceiling.
+    /// requested level if it is within the ceiling, the ceiling if that is
+    /// within the request, and otherwise each quota's smaller value and the
+    /// capabilities both allow (named `<requested>∧<ceiling>`).
     pub fn capped(&self, requested: &str, ceiling: Option<&str>) -> Result<Arc<Level>, String> {
         let requested = self.get(requested)?;
         let Some(ceiling) = ceiling else {
             return Ok(requested);
         };
         let ceiling = self.get(ceiling)?;
-        Ok(if requested.within(&ceiling) {
-            requested
-        } else {
-            ceiling
-        })
+        if requested.within(&ceiling) {
+            return Ok(requested);
+        }
+        if ceiling.within(&requested) {
+            return Ok(ceiling);
+        }
+        let (r, c) = (&*requested, &*ceiling);
+        Ok(Arc::new(Level {
+            name: format!("{}∧{}", r.name, c.name),
+            fuel: r.fuel.min(c.fuel),
+            memory_bytes: r.memory_bytes.min(c.memory_bytes),
+            handles: r.handles.min(c.handles),
+            timeout: r.timeout.min(c.timeout),
+            max_output_bytes: r.max_output_bytes.min(c.max_output_bytes),
+            kv_bytes: r.kv_bytes.min(c.kv_bytes),
+            blob_bytes: r.blob_bytes.min(c.blob_bytes),
+            capabilities: r
+                .capabilities
+                .intersection(&c.capabilities)
+                .copied()
+                .collect(),
+        }))
     }
 
     /// The largest linear memory any level allows.
@@ -297,8 +316,11 @@ mod tests {
         assert_eq!(capped("trusted", None), "trusted");
         assert_eq!(capped("trusted", Some("standard")), "standard");
         assert_eq!(capped("untrusted", Some("standard")), "untrusted");
-        // Less fuel, but a capability `untrusted` lacks: not within it.
-        assert_eq!(capped("wide", Some("untrusted")), "untrusted");
+        // Less fuel, but a capability `untrusted` lacks: the two meet.
+        let met = levels.capped("wide", Some("untrusted")).unwrap();
+        assert_eq!(met.name, "wide∧untrusted");
+        assert_eq!(met.fuel, 1);
+        assert!(met.capabilities.is_empty());
         assert!(levels.capped("nope", None).is_err());
         assert!(levels.capped("untrusted", Some("nope")).is_err());
     }

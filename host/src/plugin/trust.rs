@@ -220,21 +220,23 @@ impl fmt::Display for Trust {
 ///
 /// - A plugin signed by a listed publisher runs at the level it asks for.
 /// - A local plugin that is unsigned (or signed by an unlisted key) runs at
-///   most at the `unsigned` level, or is refused when that is `"none"`.
+///   most at the `unsigned` level if one is set (by default, as it asks),
+///   or is refused when that is `"none"`.
 /// - A plugin received from a peer must be signed by a listed publisher and
 ///   runs at most at the `peer` level.
 ///
 /// "At most" compares levels by what they allow: a level is within another
 /// when each of its quotas is no larger and its capabilities are a subset.
-/// A plugin asking for more than its ceiling runs at the ceiling.
+/// A plugin asking for more than its ceiling gets, quota by quota, the
+/// smaller of the two (see [`crate::level::Levels::capped`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustPolicy {
     /// Trusted publisher keys.
     pub publishers: BTreeSet<PublisherKey>,
-    /// Ceiling for local plugins without a trusted signature; `"none"`
-    /// refuses them.
-    pub unsigned: String,
+    /// Ceiling for local plugins without a trusted signature (none: as they
+    /// ask); `"none"` refuses them.
+    pub unsigned: Option<String>,
     /// Ceiling for plugins installed from peers.
     pub peer: String,
 }
@@ -243,7 +245,7 @@ impl Default for TrustPolicy {
     fn default() -> Self {
         Self {
             publishers: BTreeSet::new(),
-            unsigned: "trusted".into(),
+            unsigned: None,
             peer: "standard".into(),
         }
     }
@@ -278,7 +280,7 @@ impl TrustPolicy {
     pub fn ceiling(&self, trust: &Trust) -> Option<&str> {
         match trust {
             Trust::Bundled | Trust::TrustedPublisher(_) => None,
-            Trust::Local { .. } => Some(&self.unsigned),
+            Trust::Local { .. } => self.unsigned.as_deref(),
             Trust::FromPeer { .. } => Some(&self.peer),
         }
     }
