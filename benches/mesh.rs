@@ -123,19 +123,7 @@ fn publish_to_callable(c: &mut Criterion) {
                     )
                     .await
                     .expect("B");
-                    let a_id = a.info.peer_id.clone();
-                    loop {
-                        let peers = b.call("mesh__peers", json!({})).await.expect("peers");
-                        if peers["peers"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|p| p["id"] == a_id.as_str() && p["connected"] == true)
-                        {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                    b.wait_connected(&a.info.peer_id).await.expect("connected");
                     let started = Instant::now();
                     a.call("mesh__publish", json!({"plugin": "greeter"}))
                         .await

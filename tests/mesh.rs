@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use toolmesh_test_support::mesh::{
-    MeshNode as Node, add_hello_copy, cli, mesh_config as config, put_blob,
+    MeshNode as Node, add_hello_copy, cli, eventually, mesh_config as config, put_blob,
+    weights_blob,
 };
 use toolmesh_test_support::{TempHost, call, first_text};
 
@@ -31,14 +32,6 @@ fn add_hello(host: &TempHost, name: &str, key: Option<&Path>) -> anyhow::Result<
     add_hello_copy(Path::new(BIN), host, &hello_dir(), name, key)
 }
 
-fn weights_blob(size: usize, seed: u8) -> Vec<u8> {
-    toolmesh_test_support::mesh::weights_blob(size, seed)
-}
-
-fn stored_blob_ok(node: &Node, hash: &str) -> bool {
-    node.has_blob(hash)
-}
-
 fn hello_dir() -> PathBuf {
     Path::new(toolmesh::plugin::bundled::BUNDLED_DIR).join("hello")
 }
@@ -54,18 +47,27 @@ fn status_of(offers: &Value, name: &str) -> String {
         .to_owned()
 }
 
+const PATIENCE: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+
+async fn status(node: &Node, name: &str) -> anyhow::Result<String> {
+    Ok(status_of(
+        &node.call("mesh__offers", json!({})).await?,
+        name,
+    ))
+}
+
 async fn wait_for_status(node: &Node, name: &str, prefix: &str) -> anyhow::Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = status_of(&node.call("mesh__offers", json!({})).await?, name);
-        if status.starts_with(prefix) {
-            return Ok(status);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "`{name}` status is `{status}`, not `{prefix}…`"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let found = eventually(PATIENCE, POLL, || async {
+        Ok(Some(status(node, name).await?).filter(|s| s.starts_with(prefix)))
+    })
+    .await?;
+    match found {
+        Some(status) => Ok(status),
+        None => anyhow::bail!(
+            "`{name}` status is `{}`, not `{prefix}…`",
+            status(node, name).await?
+        ),
     }
 }
 
@@ -187,15 +189,12 @@ async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Resul
 }
 
 async fn wait_for_tools(node: &Node, tool: &str) -> anyhow::Result<Vec<String>> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let found = eventually(PATIENCE, POLL, || async {
         let tools = node.tool_names().await;
-        if tools.iter().any(|t| t == tool) {
-            return Ok(tools);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no `{tool}` in {tools:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Ok(tools.iter().any(|t| t == tool).then_some(tools))
+    })
+    .await?;
+    found.ok_or_else(|| anyhow::anyhow!("no `{tool}` in the tool list"))
 }
 
 /// A peer in this test process (the real mesh code, on its own data
@@ -234,22 +233,7 @@ async fn rogue_peer(
         false,
     )
     .await?;
-    // Wait until the target knows the rogue.
-    let id = mesh.peer_id().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let peers = target.call("mesh__peers", json!({})).await?;
-        if peers["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["id"] == id.as_str() && p["connected"] == true)
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the rogue peer did not connect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    target.wait_connected(&mesh.peer_id().to_string()).await?;
     Ok((blobs, mesh))
 }
 
@@ -275,25 +259,28 @@ fn tampered_bundle(
     })
 }
 
+async fn provider_count(node: &Node, name: &str) -> anyhow::Result<usize> {
+    let offers = node.call("mesh__offers", json!({})).await?;
+    Ok(offers["offered"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["network"] == name || o["name"] == name)
+        .and_then(|o| o["providers"].as_array().map(Vec::len))
+        .unwrap_or(0))
+}
+
 async fn wait_for_providers(node: &Node, name: &str, count: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let offers = node.call("mesh__offers", json!({})).await?;
-        let found = offers["offered"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|o| o["network"] == name || o["name"] == name)
-            .and_then(|o| o["providers"].as_array().map(Vec::len))
-            .unwrap_or(0);
-        if found >= count {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "`{name}` has {found} providers, not {count}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let found = eventually(PATIENCE, POLL, || async {
+        Ok((provider_count(node, name).await? >= count).then_some(()))
+    })
+    .await?;
+    match found {
+        Some(()) => Ok(()),
+        None => anyhow::bail!(
+            "`{name}` has {} providers, not {count}",
+            provider_count(node, name).await?
+        ),
     }
 }
 
@@ -340,7 +327,7 @@ async fn trained_weights_fetched_by_hash_run_the_same() -> anyhow::Result<()> {
     wait_for_providers(&b, "big", 1).await?;
     let fetched = b.call("mesh__fetch", json!({"target": "big"})).await?;
     assert_eq!(fetched["fetched"]["hash"], weights.as_str(), "{fetched}");
-    assert!(stored_blob_ok(&b, &weights));
+    assert!(b.has_blob(&weights));
     assert!(
         !b.progress.wait_for(1).await.is_empty(),
         "the transfer reported progress"
@@ -426,7 +413,7 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
         }
     }
     let fetched = b.call("mesh__fetch", json!({"target": small_hash})).await?;
-    assert!(stored_blob_ok(&b, &small_hash), "{fetched}");
+    assert!(b.has_blob(&small_hash), "{fetched}");
     let a_id = a.info.peer_id.as_str();
     let dropped = fetched["fetched"]["dropped"].to_string();
     assert!(
@@ -456,7 +443,7 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
     };
     let (fetched, ()) = tokio::join!(fetch, kill);
     let fetched = fetched?;
-    assert!(stored_blob_ok(&b, &big_hash), "{fetched}");
+    assert!(b.has_blob(&big_hash), "{fetched}");
     let from = &fetched["fetched"]["from"];
     assert!(
         from[c.info.peer_id.as_str()].as_u64().unwrap_or(0) > 0,
@@ -482,28 +469,20 @@ async fn a_silent_peer_is_dropped_after_the_ttl() -> anyhow::Result<()> {
         true,
     )
     .await?;
-    let a_id = a.info.peer_id.clone();
-    let knows_a = |peers: &Value| {
-        peers["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["id"] == a_id.as_str())
-    };
-    assert!(knows_a(&b.call("mesh__peers", json!({})).await?));
+    let a_id = a.info.peer_id.as_str();
+    assert!(b.knows(a_id, false).await?);
     // Freeze A: its connection stays open but it answers nothing.
     StdCommand::new("kill")
         .args(["-STOP", &a.info.pid.to_string()])
         .status()?;
     let started = Instant::now();
-    let mut dropped = false;
-    while started.elapsed() < Duration::from_secs(10) {
-        if !knows_a(&b.call("mesh__peers", json!({})).await?) {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let dropped = eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async { Ok((!b.knows(a_id, false).await?).then_some(())) },
+    )
+    .await?
+    .is_some();
     StdCommand::new("kill")
         .args(["-CONT", &a.info.pid.to_string()])
         .status()?;

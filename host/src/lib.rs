@@ -22,6 +22,7 @@
 pub mod capability;
 pub mod config;
 pub mod content_hash;
+pub mod fs;
 pub mod host;
 pub mod level;
 pub mod mcp;

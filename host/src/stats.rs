@@ -66,12 +66,7 @@ pub fn write(tools: &ToolHost, path: &Path) -> std::io::Result<()> {
         written_at_ms: now_ms(),
         report: tools.usage_report(),
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut file, &snapshot)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::fs::write_atomically(path, &serde_json::to_vec_pretty(&snapshot)?)
 }
 
 /// Rewrites the snapshot every [`INTERVAL`] while the number of recorded

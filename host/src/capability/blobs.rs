@@ -153,6 +153,15 @@ impl BlobStore {
         file.as_file()
             .sync_data()
             .map_err(BlobStoreError::io("sync", file.path()))?;
+        self.move_in(file, hash)
+    }
+
+    /// Renames the (synced) temporary `file` into place as blob `hash`.
+    fn move_in(
+        &self,
+        file: tempfile::NamedTempFile,
+        hash: &ContentHash,
+    ) -> Result<(), BlobStoreError> {
         let path = self.path_of(hash);
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).map_err(BlobStoreError::io("create", parent))?;
@@ -187,17 +196,11 @@ impl BlobStore {
         if path.is_file() {
             return Ok(());
         }
-        let tmp_dir = self.dir.join("tmp");
-        let mut file = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(BlobStoreError::io("create a file in", &tmp_dir))?;
+        let mut file = self.staging_file()?;
         file.write_all(data)
             .and_then(|()| file.as_file().sync_data())
             .map_err(BlobStoreError::io("write", file.path()))?;
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(BlobStoreError::io("create", parent))?;
-        file.persist(&path)
-            .map_err(|e| BlobStoreError::io("rename into", &path)(e.error))?;
-        Ok(())
+        self.move_in(file, hash)
     }
 
     /// Plugin `plugin`'s view of the store, limited to `quota_bytes` stored.

@@ -19,7 +19,7 @@ use super::fetch::{self, FetchError, FetchReport, Link, ProviderSource};
 use super::peers::{PeerBook, PeerView};
 use super::protocol::Offer;
 use super::swarm::{self, Command, Event, TreeCache};
-use super::{P2pConfig, identity};
+use super::{P2pConfig, identity, lock};
 use crate::capability::blobs::BlobStore;
 use crate::capability::progress::ProgressSink;
 use crate::content_hash::ContentHash;
@@ -101,10 +101,6 @@ pub struct Mesh {
     paths: MeshPaths,
     statuses: Mutex<HashMap<ContentHash, String>>,
     installing: tokio::sync::Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ProviderSource for Mesh {
@@ -267,7 +263,7 @@ impl Mesh {
         };
         let path = self.paths.state_dir.join(OFFERS_FILE);
         let json = serde_json::to_vec_pretty(&offers).map_err(|e| e.to_string())?;
-        write_atomically(&path, &json)
+        crate::fs::write_atomically(&path, &json)
             .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
         self.link
             .commands
@@ -325,19 +321,30 @@ impl Mesh {
 
     /// Publishes the weights blob `hash` of network `network`.
     pub async fn publish_weights(&self, hash: ContentHash, network: &str) -> Result<Offer, String> {
-        let data = self
+        // The header only: `provide` reads (and verifies) the whole blob once
+        // when it lists its chunks.
+        let size = self
             .blobs
-            .get(&hash)
+            .size(&hash)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no blob {hash} in the store"))?;
-        if !data.starts_with(WEIGHTS_MAGIC) || data.len() < WEIGHTS_TOPOLOGY.end {
+        let header_len = WEIGHTS_TOPOLOGY.end as u64;
+        let header = if size >= header_len {
+            self.blobs
+                .read_range(&hash, 0..header_len)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !header.starts_with(WEIGHTS_MAGIC) || header.len() < WEIGHTS_TOPOLOGY.end {
             return Err(format!("blob {hash} is not a weights blob (TMNW)"));
         }
         self.provide(Offer::Weights {
             network: network.to_owned(),
-            topology: hex::encode(&data[WEIGHTS_TOPOLOGY]),
+            topology: hex::encode(&header[WEIGHTS_TOPOLOGY]),
             hash: hash.to_string(),
-            size: data.len() as u64,
+            size,
         })
         .await
     }
@@ -501,16 +508,6 @@ fn received(
     }
 }
 
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.as_file().sync_data()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// Writes `node.json` once the swarm listens, so that operators and tests
 /// can find this host.
 async fn write_node_file(mesh: Arc<Mesh>, listeners: usize) {
@@ -528,7 +525,7 @@ async fn write_node_file(mesh: Arc<Mesh>, listeners: usize) {
     let path = mesh.paths.state_dir.join(NODE_FILE);
     match serde_json::to_vec_pretty(&info) {
         Ok(json) => {
-            if let Err(e) = write_atomically(&path, &json) {
+            if let Err(e) = crate::fs::write_atomically(&path, &json) {
                 tracing::warn!(path = %path.display(), "cannot write the node file: {e}");
             }
         }

@@ -32,6 +32,12 @@ use serde::Deserialize;
 
 pub use mesh::Mesh;
 
+/// Locks `m`, recovering the data if a holder panicked (the mesh's state
+/// stays usable: every update to it is a single step).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The environment variable that adds bootstrap peers (multiaddrs separated
 /// by commas or white space).
 pub const BOOTSTRAP_ENV: &str = "TOOLMESH_BOOTSTRAP";

@@ -198,11 +198,6 @@ impl PeerBook {
         });
     }
 
-    /// Drops `peer` and what it offered (it was not heard from in time).
-    pub fn forget(&mut self, peer: &PeerId) {
-        self.remove(peer);
-    }
-
     /// The peers silent for longer than the TTL at `now`; they are removed.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
         let ttl = self.ttl;

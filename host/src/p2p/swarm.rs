@@ -16,12 +16,12 @@ use libp2p::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::P2pConfig;
 use super::peers::PeerBook;
 use super::protocol::{
     ANNOUNCE_TOPIC, Announcement, Offer, Request, Response, SHARE_PROTOCOL, ShareCodec,
 };
-use super::tree::{CHUNK_BYTES, chaining_values, chunk_range};
+use super::tree::{chaining_values, chunk_count, chunk_range};
+use super::{P2pConfig, lock};
 use crate::capability::blobs::BlobStore;
 use crate::content_hash::ContentHash;
 
@@ -155,7 +155,7 @@ pub fn start(
         events: event_tx,
         commands: commands.clone(),
         pending: HashMap::new(),
-        dials: Vec::new(),
+        dials: HashMap::new(),
         queries: HashMap::new(),
         trees: trees.clone(),
         listening: listening.clone(),
@@ -263,15 +263,11 @@ struct Driver {
     commands: mpsc::Sender<Command>,
     pending:
         HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
-    dials: Vec<(Multiaddr, oneshot::Sender<Result<(), String>>)>,
+    dials: HashMap<libp2p::swarm::ConnectionId, oneshot::Sender<Result<(), String>>>,
     queries: HashMap<kad::QueryId, (oneshot::Sender<Vec<PeerId>>, Vec<PeerId>)>,
     trees: Arc<TreeCache>,
     listening: Arc<Mutex<Vec<Multiaddr>>>,
     ttl: Duration,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Driver {
@@ -316,8 +312,12 @@ impl Driver {
                         .kad
                         .add_address(&peer, address.clone());
                 }
-                match self.swarm.dial(address.clone()) {
-                    Ok(()) => self.dials.push((address, reply)),
+                let dial = libp2p::swarm::dial_opts::DialOpts::from(address);
+                let id = dial.connection_id();
+                match self.swarm.dial(dial) {
+                    Ok(()) => {
+                        self.dials.insert(id, reply);
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(e.to_string()));
                     }
@@ -395,11 +395,16 @@ impl Driver {
                 lock(&self.listening).push(address);
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
             } => {
-                let address = endpoint.get_remote_address().clone();
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
                 if endpoint.is_dialer() {
-                    self.answer_dials(&address, Ok(()));
+                    let address = endpoint.get_remote_address().clone();
                     lock(&self.book).add_address(peer_id, address);
                 }
                 lock(&self.book).set_connected(peer_id, true);
@@ -428,36 +433,17 @@ impl Driver {
             } => {
                 lock(&self.book).set_connected(peer_id, false);
             }
-            SwarmEvent::OutgoingConnectionError { error, .. } => {
-                let message = error.to_string();
-                let dials = std::mem::take(&mut self.dials);
-                for (address, reply) in dials {
-                    if message.contains(&address.to_string()) || self.dials.is_empty() {
-                        let _ = reply.send(Err(message.clone()));
-                    } else {
-                        self.dials.push((address, reply));
-                    }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(error.to_string()));
                 }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
-        }
-    }
-
-    fn answer_dials(&mut self, address: &Multiaddr, result: Result<(), String>) {
-        let strip = |a: &Multiaddr| {
-            a.iter()
-                .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
-                .collect::<Multiaddr>()
-        };
-        let target = strip(address);
-        let dials = std::mem::take(&mut self.dials);
-        for (dialed, reply) in dials {
-            if strip(&dialed) == target {
-                let _ = reply.send(result.clone());
-            } else {
-                self.dials.push((dialed, reply));
-            }
         }
     }
 
@@ -467,8 +453,7 @@ impl Driver {
                 let mut book = lock(&self.book);
                 book.set_agent(peer_id, info.agent_version);
                 for address in info.listen_addrs.into_iter().take(16) {
-                    book.add_address(peer_id, address.clone());
-                    drop(address);
+                    book.add_address(peer_id, address);
                 }
                 book.seen(peer_id);
                 if let Some(entry) = book.get(&peer_id) {
@@ -696,7 +681,7 @@ fn answer(blobs: &BlobStore, trees: &TreeCache, request: Request) -> Response {
             }
         }
         Some(index) => {
-            if index >= size.div_ceil(CHUNK_BYTES).max(1) {
+            if index >= chunk_count(size) {
                 return Response::Missing(format!("blob {hash} has no chunk {index}"));
             }
             match blobs.read_range(&hash, chunk_range(size, index)) {

@@ -50,39 +50,32 @@ impl Snapshot {
                 });
                 continue;
             }
-            let plugin = Arc::new(plugin);
-            for tool in &plugin.tools {
-                snapshot
-                    .tools
-                    .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
-            }
-            snapshot
-                .plugins
-                .insert(plugin.manifest.name.clone(), plugin);
+            snapshot.add(Arc::new(plugin));
         }
         (snapshot, failures)
     }
 
+    /// Indexes `plugin` and its tools (replacing a plugin of the same name).
+    fn add(&mut self, plugin: Arc<LoadedPlugin>) {
+        if let Some(old) = self.plugins.remove(&plugin.manifest.name) {
+            for tool in &old.tools {
+                self.tools.remove(&tool.qualified_name);
+            }
+        }
+        for tool in &plugin.tools {
+            self.tools
+                .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
+        }
+        self.plugins.insert(plugin.manifest.name.clone(), plugin);
+    }
+
     /// This snapshot with `plugin` added, replacing a plugin of the same name.
     pub fn with_plugin(&self, plugin: LoadedPlugin) -> Snapshot {
-        let mut plugins: Vec<Arc<LoadedPlugin>> = self
-            .plugins
-            .values()
-            .filter(|p| p.manifest.name != plugin.manifest.name)
-            .cloned()
-            .collect();
-        plugins.push(Arc::new(plugin));
-        let mut snapshot = Snapshot::default();
-        for plugin in plugins {
-            for tool in &plugin.tools {
-                snapshot
-                    .tools
-                    .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
-            }
-            snapshot
-                .plugins
-                .insert(plugin.manifest.name.clone(), plugin);
-        }
+        let mut snapshot = Snapshot {
+            plugins: self.plugins.clone(),
+            tools: self.tools.clone(),
+        };
+        snapshot.add(Arc::new(plugin));
         snapshot
     }
 

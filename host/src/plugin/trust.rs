@@ -108,7 +108,7 @@ pub struct Signature {
     bytes: Vec<u8>,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SignatureFile {
     publisher: PublisherKey,

@@ -94,13 +94,17 @@ impl MeshNode {
         let progress = ProgressLog::default();
         let client = connect_command(progress.clone(), command).await?;
         let node_file = host.data_dir().join("p2p").join("node.json");
-        let info = wait_for(Duration::from_secs(15), || {
-            std::fs::read(&node_file)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<NodeInfo>(&b).ok())
-                .filter(|i| !i.addresses.is_empty())
-        })
-        .await
+        let info = eventually(
+            Duration::from_secs(15),
+            Duration::from_millis(25),
+            || async {
+                Ok(std::fs::read(&node_file)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<NodeInfo>(&b).ok())
+                    .filter(|i| !i.addresses.is_empty()))
+            },
+        )
+        .await?
         .ok_or_else(|| anyhow::anyhow!("the host did not write {}", node_file.display()))?;
         Ok(Self {
             host,
@@ -130,6 +134,28 @@ impl MeshNode {
             .unwrap_or_default()
     }
 
+    /// Whether it lists peer `peer_id` (with an open connection, if
+    /// `connected`), through `mesh__peers`.
+    pub async fn knows(&self, peer_id: &str, connected: bool) -> anyhow::Result<bool> {
+        let peers = self.call("mesh__peers", serde_json::json!({})).await?;
+        Ok(peers["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == peer_id && (!connected || p["connected"] == true)))
+    }
+
+    /// Waits (at most 15 s) until a connection to `peer_id` is open.
+    pub async fn wait_connected(&self, peer_id: &str) -> anyhow::Result<()> {
+        eventually(
+            Duration::from_secs(15),
+            Duration::from_millis(5),
+            || async { Ok(self.knows(peer_id, true).await?.then_some(())) },
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no connection to {peer_id}"))
+    }
+
     /// Kills the host process (SIGKILL).
     pub fn kill(&self) {
         let _ = StdCommand::new("kill")
@@ -150,17 +176,25 @@ pub fn blob_path(host: &TempHost, hex: &str) -> PathBuf {
     host.data_dir().join("blobs").join(&hex[..2]).join(hex)
 }
 
-/// Polls `probe` until it yields something or `limit` passes.
-pub async fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+/// Polls `probe` every `every` until it yields `Some`, or `limit` passes
+/// (then `None`). An error from the probe ends the wait with that error.
+pub async fn eventually<T, Fut>(
+    limit: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Fut,
+) -> anyhow::Result<Option<T>>
+where
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(found) = probe() {
-            return Some(found);
+        if let Some(found) = probe().await? {
+            return Ok(Some(found));
         }
         if Instant::now() > deadline {
-            return None;
+            return Ok(None);
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
