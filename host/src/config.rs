@@ -261,6 +261,12 @@ impl Config {
             .unwrap_or_else(|| self.data_dir().join("plugins"))
     }
 
+    /// Where the mesh keeps its files: host key, offers, node file,
+    /// control socket.
+    pub fn p2p_dir(&self) -> PathBuf {
+        self.data_dir().join("p2p")
+    }
+
     /// Where the blob store keeps its files.
     pub fn blobs_dir(&self) -> PathBuf {
         self.data_dir().join("blobs")

@@ -11,14 +11,13 @@ use tokio_util::sync::CancellationToken;
 use toolmesh::capability::HostStores;
 use toolmesh::capability::grant::Grants;
 use toolmesh::config::Config;
-use toolmesh::content_hash::ContentHash;
 use toolmesh::host::Host;
 use toolmesh::mcp::{CallMeta, McpServer};
 use toolmesh::p2p::mesh::MeshPaths;
 use toolmesh::p2p::{Mesh, control, identity};
 use toolmesh::plugin::install::install;
-use toolmesh::plugin::manifest::{MANIFEST_FILE, Manifest};
-use toolmesh::plugin::trust::{PublisherKey, SIGNATURE_FILE, Signature};
+use toolmesh::plugin::loader::sign_dir;
+use toolmesh::plugin::trust::{PublisherKey, SIGNATURE_FILE};
 use toolmesh::runtime::Runtime;
 use tracing_subscriber::EnvFilter;
 
@@ -271,11 +270,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Where the mesh keeps its files.
-fn p2p_dir(config: &Config) -> PathBuf {
-    config.data_dir().join("p2p")
-}
-
 fn key(config: &Config, generate: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match generate {
@@ -285,7 +279,7 @@ fn key(config: &Config, generate: Option<&std::path::Path>) -> anyhow::Result<Ex
             writeln!(out, "publisher key: {}", PublisherKey::of(&key))?;
         }
         None => {
-            let path = p2p_dir(config).join(identity::HOST_KEY_FILE);
+            let path = config.p2p_dir().join(identity::HOST_KEY_FILE);
             let key = identity::load_or_create(&path)?;
             let peer_id = identity::libp2p_keypair(&key).public().to_peer_id();
             writeln!(out, "peer id: {peer_id}")?;
@@ -303,25 +297,9 @@ fn sign(
 ) -> anyhow::Result<ExitCode> {
     let key = match key {
         Some(path) => identity::load(path)?,
-        None => identity::load_or_create(&p2p_dir(config).join(identity::HOST_KEY_FILE))?,
+        None => identity::load_or_create(&config.p2p_dir().join(identity::HOST_KEY_FILE))?,
     };
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest =
-        Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-    let wasm_path = dir.join(&manifest.component);
-    let wasm = std::fs::read(&wasm_path)
-        .with_context(|| format!("cannot read {}", wasm_path.display()))?;
-    let hash = ContentHash::of(&wasm);
-    match manifest.hash {
-        Some(stated) if stated == hash => {}
-        Some(stated) => bail!(
-            "the manifest says the component is {stated} but it is {hash}: fix the manifest first"
-        ),
-        None => bail!("the manifest has no `hash`; add `hash = \"{hash}\"` first"),
-    }
-    let signature = Signature::sign(&key, text.as_bytes(), &hash);
+    let (manifest, signature) = sign_dir(dir, &key)?;
     let path = dir.join(SIGNATURE_FILE);
     std::fs::write(&path, signature.to_file_text())
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -341,7 +319,7 @@ async fn control(
     tool: &str,
     arguments: serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<ExitCode> {
-    let socket = p2p_dir(config).join(control::SOCKET_FILE);
+    let socket = config.p2p_dir().join(control::SOCKET_FILE);
     let value = control::call(&socket, tool, arguments, |done, total, message| {
         let total = total.map(|t| format!(" of {t}")).unwrap_or_default();
         eprintln!("{done}{total} {}", message.unwrap_or_default());
@@ -372,7 +350,7 @@ async fn serve(config: &Config, p2p: bool) -> anyhow::Result<ExitCode> {
     ));
     let mut server = McpServer::new(host.tools.clone());
     if p2p || config.p2p.enabled {
-        let state_dir = p2p_dir(config);
+        let state_dir = config.p2p_dir();
         let mesh = Mesh::start(
             &config.p2p,
             host.runtime.clone(),

@@ -154,6 +154,25 @@ pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin
     load(runtime, manifest, wasm, Source::Dir(dir.to_owned()), trust).await
 }
 
+/// Signs the plugin in `dir` with `keypair` (its manifest must state the
+/// component's hash) and returns the manifest and the signature for
+/// `plugin.sig`.
+pub fn sign_dir(
+    dir: &Path,
+    keypair: &libp2p::identity::ed25519::Keypair,
+) -> Result<(Manifest, Signature), LoadError> {
+    let text = read_to_string(&dir.join(MANIFEST_FILE))?;
+    let manifest = Manifest::parse(&text).map_err(LoadError::Manifest)?;
+    let wasm_path = dir.join(&manifest.component);
+    let wasm = std::fs::read(&wasm_path).map_err(|source| LoadError::Read {
+        path: wasm_path,
+        source,
+    })?;
+    let hash = verify_hash(&manifest, &wasm)?;
+    let signature = Signature::sign(keypair, text.as_bytes(), &hash);
+    Ok((manifest, signature))
+}
+
 /// The trust the plugin in `dir` earns: its signature (if any) must match
 /// the manifest and component exactly; a plugin installed from a peer must
 /// still carry a trusted signature; the policy may refuse unsigned plugins.
