@@ -19,13 +19,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
 
 /// The untrusted level, with its deadline shortened so the suite is quick
 /// and with files and environment allowed, so that the confinement of what is
-/// granted can be tested.
+/// granted can be tested. Its kv quota is small (256 KiB) so that filling it
+/// takes a few durable writes: on a slow disk sixteen fsyncs can outlast the
+/// deadline, and this case is about the quota, not the clock.
 const CONFIG: &str = r#"
 [levels.untrusted]
 timeout_ms = 400
 fuel = 200000000
 memory_bytes = 33554432
 blob_bytes = 4194304
+kv_bytes = 262144
 capabilities = ["log", "kv", "blobs", "progress", "fs-read", "fs-write", "env"]
 "#;
 
