@@ -1,5 +1,6 @@
 //! MCP: the transport-independent tool semantics and the rmcp server.
 
+pub mod dispatch;
 pub mod enforce;
 pub mod mesh_tools;
 pub mod server;

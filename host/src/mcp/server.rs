@@ -12,6 +12,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
 use std::sync::Arc;
 
+use super::dispatch::{Dispatch, serve_on_own_thread};
 use super::enforce::{META_AGENT, META_BUDGET, META_TOKEN};
 use super::mesh_tools;
 use super::tools::{CallMeta, ToolHost};
@@ -29,12 +30,17 @@ const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool na
 pub struct McpServer {
     tools: ToolHost,
     mesh: Option<Arc<Mesh>>,
+    dispatch: Dispatch,
 }
 
 impl McpServer {
     /// A server for `tools`.
     pub fn new(tools: ToolHost) -> Self {
-        Self { tools, mesh: None }
+        Self {
+            tools,
+            mesh: None,
+            dispatch: Dispatch::default(),
+        }
     }
 
     /// Also serves the mesh tools (`mesh__*`).
@@ -44,12 +50,18 @@ impl McpServer {
     }
 
     /// Serves MCP on this process's stdin and stdout until the client
-    /// disconnects.
+    /// disconnects. The protocol runs on a thread of its own; calls start
+    /// there and move to this runtime's pool when they first wait (see
+    /// [`dispatch`](super::dispatch)).
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let running = self.serve(rmcp::transport::io::stdio_pipes()).await?;
-        let reason = running.waiting().await?;
-        tracing::info!(?reason, "client disconnected");
-        Ok(())
+        serve_on_own_thread("toolmesh-mcp", move |dispatch| async move {
+            let server = Self { dispatch, ..self };
+            let running = server.serve(rmcp::transport::io::stdio_pipes()).await?;
+            let reason = running.waiting().await?;
+            tracing::info!(?reason, "client disconnected");
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -220,19 +232,29 @@ impl ServerHandler for McpServer {
         };
         let outcome = match &self.mesh {
             Some(mesh) if request.name.starts_with(mesh_tools::PREFIX) => {
+                let mesh = mesh.clone();
                 let arguments = request.arguments.unwrap_or_default();
                 let sink = meta.progress;
-                let result = mesh_tools::call(mesh, &request.name, &arguments, sink.as_ref()).await;
-                drop(sink);
-                Ok(match result {
+                let call = async move {
+                    let result =
+                        mesh_tools::call(&mesh, &request.name, &arguments, sink.as_ref()).await;
+                    drop(sink);
+                    result
+                };
+                Ok(match self.dispatch.run(call).await {
                     Ok(value) => CallToolResult::structured(value),
                     Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
                 })
             }
             _ => {
-                self.tools
-                    .call(&request.name, request.arguments, meta, &context.ct)
-                    .await
+                let tools = self.tools.clone();
+                let cancel = context.ct.clone();
+                let call = async move {
+                    tools
+                        .call(&request.name, request.arguments, meta, &cancel)
+                        .await
+                };
+                self.dispatch.run(call).await
             }
         };
         // The call's store (and with it the sink) is gone: let the forwarder

@@ -370,6 +370,9 @@ impl Runtime {
         let _ = store.set_fuel(level.fuel);
         // Yield to the executor on every epoch tick, so that the deadline and
         // cancellation below can stop a guest that never calls the host.
+        // The first deadline is the next tick (a new store's is the current
+        // epoch, which would yield at the guest's first check).
+        store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok((store, stderr))
     }
