@@ -661,19 +661,23 @@ fn answer(blobs: &BlobStore, trees: &TreeCache, request: Request) -> Response {
             let cached = lock(trees).get(&hash).cloned();
             let tree = match cached {
                 Some(tree) => tree,
-                None => match blobs.get(&hash) {
-                    Ok(Some(data)) => {
-                        let tree = Arc::new((size, chaining_values(&data)));
-                        let mut trees = lock(trees);
-                        if trees.len() >= 256 {
-                            trees.clear();
-                        }
-                        trees.insert(hash, tree.clone());
-                        tree
+                None => {
+                    let read_chunk = |range| match blobs.read_range(&hash, range) {
+                        Ok(Some(data)) => Ok(data),
+                        Ok(None) => Err(format!("no blob {hash}")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let tree = match chaining_values(size, read_chunk) {
+                        Ok(cvs) => Arc::new((size, cvs)),
+                        Err(e) => return Response::Missing(e),
+                    };
+                    let mut trees = lock(trees);
+                    if trees.len() >= 256 {
+                        trees.clear();
                     }
-                    Ok(None) => return Response::Missing(format!("no blob {hash}")),
-                    Err(e) => return Response::Missing(e.to_string()),
-                },
+                    trees.insert(hash, tree.clone());
+                    tree
+                }
             };
             Response::Tree {
                 size: tree.0,

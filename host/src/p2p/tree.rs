@@ -37,18 +37,19 @@ fn chunk_cv(index: u64, data: &[u8]) -> ChainingValue {
         .finalize_non_root()
 }
 
-/// The chaining values a provider sends for a blob of more than one chunk
-/// (empty for a one-chunk blob, which is verified whole).
-pub fn chaining_values(data: &[u8]) -> Vec<ChainingValue> {
-    let size = data.len() as u64;
+/// The chaining values a provider sends for a blob of `size` bytes with
+/// more than one chunk (empty for a one-chunk blob, which is verified
+/// whole). `read_chunk` reads the bytes of one chunk's range, so a blob is
+/// never held in memory whole.
+pub fn chaining_values<E>(
+    size: u64,
+    mut read_chunk: impl FnMut(std::ops::Range<u64>) -> Result<Vec<u8>, E>,
+) -> Result<Vec<ChainingValue>, E> {
     if chunk_count(size) == 1 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     (0..chunk_count(size))
-        .map(|i| {
-            let range = chunk_range(size, i);
-            chunk_cv(i, &data[range.start as usize..range.end as usize])
-        })
+        .map(|i| read_chunk(chunk_range(size, i)).map(|data| chunk_cv(i, &data)))
         .collect()
 }
 
@@ -151,6 +152,17 @@ mod tests {
         (0..size).map(|i| (i * 31 % 251) as u8).collect()
     }
 
+    /// The chaining values of `data`, read a chunk at a time.
+    fn cvs_of(data: &[u8]) -> Vec<ChainingValue> {
+        let read = |r: std::ops::Range<u64>| {
+            Ok::<_, std::convert::Infallible>(data[r.start as usize..r.end as usize].to_vec())
+        };
+        match chaining_values(data.len() as u64, read) {
+            Ok(cvs) => cvs,
+            Err(never) => match never {},
+        }
+    }
+
     #[test]
     fn chunk_lists_rebuild_blake3_for_every_shape() {
         let c = CHUNK_BYTES as usize;
@@ -168,7 +180,7 @@ mod tests {
         ] {
             let data = blob(size);
             let hash = ContentHash::of(&data);
-            let verifier = ChunkVerifier::new(hash, size as u64, chaining_values(&data))
+            let verifier = ChunkVerifier::new(hash, size as u64, cvs_of(&data))
                 .unwrap_or_else(|e| panic!("size {size}: {e}"));
             for i in 0..verifier.chunk_count() {
                 let r = chunk_range(size as u64, i);
@@ -184,14 +196,14 @@ mod tests {
         let c = CHUNK_BYTES as usize;
         let data = blob(3 * c + 5);
         let hash = ContentHash::of(&data);
-        let mut cvs = chaining_values(&data);
+        let mut cvs = cvs_of(&data);
         cvs[1][0] ^= 1;
         assert!(ChunkVerifier::new(hash, data.len() as u64, cvs).is_err());
         // The right list with a lie about the size: a size in another chunk
         // count changes the tree; one within the last chunk passes the list
         // (BLAKE3 commits to the length in the last chunk's value) and then
         // no last chunk can match.
-        let cvs = chaining_values(&data);
+        let cvs = cvs_of(&data);
         let size = data.len() as u64;
         assert!(ChunkVerifier::new(hash, size + CHUNK_BYTES, cvs.clone()).is_err());
         let liar = ChunkVerifier::new(hash, size + 1, cvs.clone()).unwrap();
