@@ -206,11 +206,12 @@ fn bench_mcp(c: &mut Criterion) {
     let mut cpu = c.benchmark_group("server_cpu_per_call");
     for (name, served) in [("greet_unprotected", &plain), ("greet_protected", &guarded)] {
         rt.block_on(greet_n(served, 200)); // warm up
+        let meter = &toolmesh_test_support::CpuMeter::new(served.pid);
         cpu.bench_function(name, |b| {
             b.to_async(&rt).iter_custom(|iters| async move {
-                let before = toolmesh_test_support::process_cpu(served.pid);
+                let before = meter.total();
                 greet_n(served, iters).await;
-                toolmesh_test_support::process_cpu(served.pid).saturating_sub(before)
+                meter.total() - before
             })
         });
     }

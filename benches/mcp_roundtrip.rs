@@ -21,7 +21,7 @@ use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use tokio::process::Command;
-use toolmesh_test_support::process_cpu;
+use toolmesh_test_support::CpuMeter;
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
 
@@ -108,14 +108,15 @@ fn bench_roundtrip(c: &mut Criterion) {
     wall.finish();
 
     // Reported "time" is the server's CPU time for the calls, not wall time.
+    let meter = &CpuMeter::new(server.pid);
     let mut cpu = c.benchmark_group("server_cpu_per_call");
     cpu.bench_function("sequential", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let server = &server;
             async move {
-                let before = process_cpu(server.pid);
+                let before = meter.total();
                 sequential(server, iters).await;
-                process_cpu(server.pid).saturating_sub(before)
+                meter.total() - before
             }
         })
     });
@@ -123,9 +124,9 @@ fn bench_roundtrip(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let server = &server;
             async move {
-                let before = process_cpu(server.pid);
+                let before = meter.total();
                 in_flight(server, iters, 32).await;
-                process_cpu(server.pid).saturating_sub(before)
+                meter.total() - before
             }
         })
     });

@@ -124,25 +124,44 @@ pub async fn call<H: ClientHandler>(
     Ok(client.call_tool(params).await?)
 }
 
-/// CPU time consumed so far by every thread of process `pid` (user and
-/// system, nanosecond precision, from `/proc/<pid>/task/*/schedstat`; zero
-/// where /proc is not available).
-pub fn process_cpu(pid: u32) -> std::time::Duration {
-    let mut total = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            // schedstat: time on CPU (ns), time waiting (ns), timeslices.
-            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
-                && let Some(ns) = stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-            {
-                total += ns;
-            }
+/// CPU time consumed by a process's threads (user and system, nanosecond
+/// precision, from `/proc/<pid>/task/*/schedstat`; zero where /proc is not
+/// available). It remembers every thread it has seen, so a thread that exits
+/// (an idle blocking-pool thread, say) keeps counting what it had used when
+/// last read, and the total never goes down.
+pub struct CpuMeter {
+    pid: u32,
+    seen: Mutex<std::collections::HashMap<std::ffi::OsString, u64>>,
+}
+
+impl CpuMeter {
+    /// A meter for process `pid`.
+    pub fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            seen: Mutex::default(),
         }
     }
-    std::time::Duration::from_nanos(total)
+
+    /// CPU time the process has consumed so far.
+    pub fn total(&self) -> Duration {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) {
+            for task in tasks.flatten() {
+                // schedstat: time on CPU (ns), time waiting (ns), timeslices.
+                if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat"))
+                    && let Some(ns) = stat
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                {
+                    let entry = seen.entry(task.file_name()).or_default();
+                    *entry = (*entry).max(ns);
+                }
+            }
+        }
+        Duration::from_nanos(seen.values().sum())
+    }
 }
 
 /// The text of a result's first content block.
