@@ -205,17 +205,10 @@ impl PluginKv {
                 return Ok(false);
             }
             let entry = |value: Option<&[u8]>| value.map_or(0, |v| (key.len() + v.len()) as u64);
-            let used = usage
-                .get(self.plugin.as_str())
-                .map_err(storage)?
-                .map_or(0, |v| v.value());
+            let used = self.used(&usage)?;
             let after = used - entry(current.as_deref()).min(used) + entry(new);
             if after > self.quota_bytes && entry(new) > entry(current.as_deref()) {
-                return Err(KvError::QuotaExceeded(format!(
-                    "kv quota exceeded: this write would use {after} bytes; the plugin's level \
-                     allows {}",
-                    self.quota_bytes
-                )));
+                return Err(self.over_quota("write", after));
             }
             match new {
                 Some(value) => {
@@ -233,6 +226,23 @@ impl PluginKv {
         };
         txn.commit().map_err(storage)?;
         Ok(outcome)
+    }
+
+    /// Bytes the plugin uses, as `usage` records them.
+    fn used(&self, usage: &impl ReadableTable<&'static str, u64>) -> Result<u64, KvError> {
+        Ok(usage
+            .get(self.plugin.as_str())
+            .map_err(storage)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// The refusal of a `what` (a write, an append) that would bring the
+    /// plugin's usage to `after` bytes.
+    fn over_quota(&self, what: &str, after: u64) -> KvError {
+        KvError::QuotaExceeded(format!(
+            "kv quota exceeded: this {what} would use {after} bytes; the plugin's level allows {}",
+            self.quota_bytes
+        ))
     }
 
     /// Appends `value` to log `log` at `<log><seq:020>`; returns `seq`. With
@@ -253,10 +263,7 @@ impl PluginKv {
                 .map_or(0, |v| v.value())
                 + 1;
             let entry_key = |seq: u64| format!("{log}{seq:020}");
-            let mut used = usage
-                .get(self.plugin.as_str())
-                .map_err(storage)?
-                .map_or(0, |v| v.value());
+            let mut used = self.used(&usage)?;
             if keep > 0 && seq > u64::from(keep) {
                 let old = entry_key(seq - u64::from(keep));
                 if let Some(removed) = table
@@ -269,11 +276,7 @@ impl PluginKv {
             let key = entry_key(seq);
             let after = used + (key.len() + value.len()) as u64;
             if after > self.quota_bytes {
-                return Err(KvError::QuotaExceeded(format!(
-                    "kv quota exceeded: this append would use {after} bytes; the plugin's level \
-                     allows {}",
-                    self.quota_bytes
-                )));
+                return Err(self.over_quota("append", after));
             }
             table
                 .insert(self.full_key(&key).as_str(), value)

@@ -135,23 +135,47 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// Loads the plugin in directory `dir`.
-pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin, LoadError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let text = read_to_string(&manifest_path)?;
+/// A plugin directory as read from disk: the manifest's text, the manifest,
+/// the component, and the component's actual hash.
+struct DirContents {
+    text: String,
+    manifest: Manifest,
+    wasm: Vec<u8>,
+    hash: ContentHash,
+}
+
+/// Reads the manifest and the component of the plugin in `dir`.
+fn read_dir(dir: &Path) -> Result<DirContents, LoadError> {
+    let text = read_to_string(&dir.join(MANIFEST_FILE))?;
     let manifest = Manifest::parse(&text).map_err(LoadError::Manifest)?;
     let wasm_path = dir.join(&manifest.component);
     let wasm = std::fs::read(&wasm_path).map_err(|source| LoadError::Read {
         path: wasm_path,
         source,
     })?;
-    let trust = trust_of(
-        runtime.trust(),
-        dir,
-        text.as_bytes(),
-        &ContentHash::of(&wasm),
-    )?;
-    load(runtime, manifest, wasm, Source::Dir(dir.to_owned()), trust).await
+    let hash = ContentHash::of(&wasm);
+    Ok(DirContents {
+        text,
+        manifest,
+        wasm,
+        hash,
+    })
+}
+
+/// Loads the plugin in directory `dir`.
+pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+    let plugin = read_dir(dir)?;
+    let trust = trust_of(runtime.trust(), dir, plugin.text.as_bytes(), &plugin.hash)?;
+    let source = Source::Dir(dir.to_owned());
+    load(
+        runtime,
+        plugin.manifest,
+        plugin.wasm,
+        plugin.hash,
+        source,
+        trust,
+    )
+    .await
 }
 
 /// Signs the plugin in `dir` with `keypair` (its manifest must state the
@@ -161,16 +185,10 @@ pub fn sign_dir(
     dir: &Path,
     keypair: &libp2p::identity::ed25519::Keypair,
 ) -> Result<(Manifest, Signature), LoadError> {
-    let text = read_to_string(&dir.join(MANIFEST_FILE))?;
-    let manifest = Manifest::parse(&text).map_err(LoadError::Manifest)?;
-    let wasm_path = dir.join(&manifest.component);
-    let wasm = std::fs::read(&wasm_path).map_err(|source| LoadError::Read {
-        path: wasm_path,
-        source,
-    })?;
-    let hash = verify_hash(&manifest, &wasm)?;
-    let signature = Signature::sign(keypair, text.as_bytes(), &hash);
-    Ok((manifest, signature))
+    let plugin = read_dir(dir)?;
+    let hash = verify_hash(&plugin.manifest, plugin.hash)?;
+    let signature = Signature::sign(keypair, plugin.text.as_bytes(), &hash);
+    Ok((plugin.manifest, signature))
 }
 
 /// The trust the plugin in `dir` earns: its signature (if any) must match
@@ -232,6 +250,7 @@ pub async fn load_bundled(
         runtime,
         manifest,
         bundled.component.to_vec(),
+        ContentHash::of(bundled.component),
         Source::Bundled,
         Trust::Bundled,
     )
@@ -245,10 +264,12 @@ fn read_to_string(path: &Path) -> Result<String, LoadError> {
     })
 }
 
+/// Loads a plugin whose component `wasm` hashes to `actual`.
 async fn load(
     runtime: &Arc<Runtime>,
     manifest: Manifest,
     wasm: Vec<u8>,
+    actual: ContentHash,
     source: Source,
     trust: Trust,
 ) -> Result<LoadedPlugin, LoadError> {
@@ -264,7 +285,7 @@ async fn load(
             level.name
         );
     }
-    let hash = verify_hash(&manifest, &wasm)?;
+    let hash = verify_hash(&manifest, actual)?;
     check_header(&wasm)?;
     // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
     let compiler = runtime.clone();
@@ -329,8 +350,8 @@ async fn load(
     })
 }
 
-fn verify_hash(manifest: &Manifest, wasm: &[u8]) -> Result<ContentHash, LoadError> {
-    let actual = ContentHash::of(wasm);
+/// The component's hash, if the manifest states it and it is `actual`.
+fn verify_hash(manifest: &Manifest, actual: ContentHash) -> Result<ContentHash, LoadError> {
     match manifest.hash {
         None => Err(LoadError::MissingHash { actual }),
         Some(expected) if expected != actual => Err(LoadError::HashMismatch { expected, actual }),
