@@ -470,7 +470,8 @@ async fn a_silent_peer_is_dropped_after_the_ttl() -> anyhow::Result<()> {
     )
     .await?;
     let a_id = a.info.peer_id.as_str();
-    assert!(b.knows(a_id, false).await?);
+    // B dials its bootstrap peer in the background: wait for the link.
+    b.wait_connected(a_id).await?;
     // Freeze A: its connection stays open but it answers nothing.
     StdCommand::new("kill")
         .args(["-STOP", &a.info.pid.to_string()])
