@@ -14,6 +14,10 @@ use toolmesh::host::Host;
 use toolmesh::mcp::CallMeta;
 use toolmesh::runtime::call_context;
 
+/// How long the thread idles before each `after_idle` call: about the gap
+/// a sequential MCP client leaves between a response and its next request.
+const IDLE_GAP: std::time::Duration = std::time::Duration::from_micros(100);
+
 fn bench_call(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,6 +81,29 @@ fn bench_call(c: &mut Criterion) {
                 )
                 .await
                 .expect("known tool")
+        })
+    });
+    // The same call after the thread has slept (as a server does between
+    // sequential requests): only the call is timed. The difference from
+    // `tool_host/hello_add` is what an idle CPU's cold caches cost a call.
+    group.bench_function("tool_host/hello_add_after_idle", |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                std::thread::sleep(IDLE_GAP);
+                let started = std::time::Instant::now();
+                let result = rt
+                    .block_on(host.tools.call(
+                        "hello__add",
+                        Some(arguments.clone()),
+                        CallMeta::default(),
+                        &cancel,
+                    ))
+                    .expect("known tool");
+                total += started.elapsed();
+                assert_eq!(result.is_error, Some(false));
+            }
+            total
         })
     });
     group.finish();
