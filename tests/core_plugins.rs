@@ -41,7 +41,7 @@ roles = ["greeter"]
 hello__greet = "greeting"
 
 [plugins.discovery.config]
-ttl_s = 1
+ttl_s = 2
 "#;
 
 /// A host with the bundled plugins and a copy of `hostile` whose `noop`
@@ -331,10 +331,11 @@ async fn discovery_finds_by_capability_and_forgets_silent_agents() -> anyhow::Re
     );
     assert_eq!(found["agents"][0]["id"], "b");
     assert_eq!(found["agents"].as_array().map(Vec::len), Some(1));
-    // The TTL is 1 s: a heartbeat keeps `a` alive, `b` goes silent.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The TTL is 2 s: a heartbeat keeps `a` alive, `b` goes silent. Each
+    // check has 0.7 s of slack for a slow machine.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     structured(&call(&client, "discovery__heartbeat", json!({"id": "a"})).await?);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     let listed = read_resource(&client, "toolmesh://discovery/agents").await?;
     let ids: Vec<&str> = listed["agents"]
         .as_array()
