@@ -94,6 +94,7 @@ async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Resul
     .await?;
 
     // Published while B is connected: B hears of it by gossip.
+    b.wait_connected(&a.info.peer_id).await?;
     for plugin in ["greeter", "loner", "stranger"] {
         a.call("mesh__publish", json!({"plugin": plugin})).await?;
     }
