@@ -51,16 +51,9 @@ fn fetch(c: &mut Criterion) {
                 .await
                 .expect("publish");
         }
-        let b = MeshNode::start(
-            Path::new(BIN),
-            TempHost::new().expect("tempdir"),
-            &config,
-            &[&a],
-            false,
-            true,
-        )
-        .await
-        .expect("B");
+        let b = MeshNode::join(Path::new(BIN), &config, &[&a])
+            .await
+            .expect("B");
         (a, b)
     });
     let mut group = c.benchmark_group("mesh_fetch");

@@ -83,15 +83,7 @@ async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Resul
     add_hello(&a_host, "loner", None)?;
     add_hello(&a_host, "stranger", Some(&stranger_file))?;
     let a = Node::start(Path::new(BIN), a_host, &config, &[], false, true).await?;
-    let b = Node::start(
-        Path::new(BIN),
-        TempHost::new()?,
-        &config,
-        &[&a],
-        false,
-        true,
-    )
-    .await?;
+    let b = Node::join(Path::new(BIN), &config, &[&a]).await?;
 
     // Published while B is connected: B hears of it by gossip.
     b.wait_connected(&a.info.peer_id).await?;
@@ -99,15 +91,7 @@ async fn signed_plugins_spread_and_everything_else_is_refused() -> anyhow::Resul
         a.call("mesh__publish", json!({"plugin": plugin})).await?;
     }
     // C joins later and learns it from A's catalog.
-    let c = Node::start(
-        Path::new(BIN),
-        TempHost::new()?,
-        &config,
-        &[&a],
-        false,
-        true,
-    )
-    .await?;
+    let c = Node::join(Path::new(BIN), &config, &[&a]).await?;
     for node in [&b, &c] {
         let tools = wait_for_tools(node, "greeter__greet").await?;
         assert!(
@@ -390,15 +374,7 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
         )
         .await?;
     }
-    let b = Node::start(
-        Path::new(BIN),
-        TempHost::new()?,
-        &config,
-        &[&a, &c],
-        false,
-        true,
-    )
-    .await?;
+    let b = Node::join(Path::new(BIN), &config, &[&a, &c]).await?;
     wait_for_providers(&b, "big", 2).await?;
     wait_for_providers(&b, "small", 2).await?;
 
@@ -460,16 +436,8 @@ async fn a_fetch_survives_a_dying_provider_and_a_lying_one() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_dropped_after_the_ttl() -> anyhow::Result<()> {
     let config = config(&[]).replace("peer_ttl_secs = 60", "peer_ttl_secs = 2");
-    let a = Node::start(Path::new(BIN), TempHost::new()?, &config, &[], false, true).await?;
-    let b = Node::start(
-        Path::new(BIN),
-        TempHost::new()?,
-        &config,
-        &[&a],
-        false,
-        true,
-    )
-    .await?;
+    let a = Node::join(Path::new(BIN), &config, &[]).await?;
+    let b = Node::join(Path::new(BIN), &config, &[&a]).await?;
     let a_id = a.info.peer_id.as_str();
     // B dials its bootstrap peer in the background: wait for the link.
     b.wait_connected(a_id).await?;

@@ -114,6 +114,12 @@ impl MeshNode {
         })
     }
 
+    /// Starts a fresh host (no plugins, the shared compile cache) that
+    /// bootstraps from `bootstrap`.
+    pub async fn join(bin: &Path, config: &str, bootstrap: &[&MeshNode]) -> anyhow::Result<Self> {
+        Self::start(bin, TempHost::new()?, config, bootstrap, false, true).await
+    }
+
     /// Calls `tool`; an error result is an `Err`.
     pub async fn call(&self, tool: &str, arguments: Value) -> anyhow::Result<Value> {
         let result = call(&self.client, tool, arguments).await?;
