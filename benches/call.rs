@@ -9,10 +9,10 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use toolmesh::app::Stack;
 use toolmesh::config::Config;
-use toolmesh::host::Host;
-use toolmesh::mcp::CallMeta;
 use toolmesh::runtime::call_context;
+use toolmesh::service::CallMeta;
 
 /// How long the thread idles before each `after_idle` call: about the gap
 /// a sequential MCP client leaves between a response and its next request.
@@ -28,11 +28,11 @@ fn bench_call(c: &mut Criterion) {
         data_dir: Some(data.path().to_owned()),
         ..Config::default()
     };
-    let host = rt.block_on(Host::start(&config)).expect("host");
-    let snapshot = host.tools.registry().snapshot();
+    let host = rt.block_on(Stack::start(&config)).expect("host");
+    let snapshot = host.registry.snapshot();
     let (plugin, _) = snapshot.resolve("hello__add").expect("hello is bundled");
     let code = plugin.code.clone();
-    let runtime = Arc::clone(&host.runtime);
+    let runtime = Arc::clone(host.loader.runtime());
     let cancel = CancellationToken::new();
     let ctx = call_context("bench".into(), None);
 
@@ -44,7 +44,7 @@ fn bench_call(c: &mut Criterion) {
                 .await
                 .0
                 .expect("add")
-        })
+        });
     });
     let arguments = json!({"a": 1, "b": 2});
     let serde_json::Value::Object(arguments) = arguments else {
@@ -53,7 +53,7 @@ fn bench_call(c: &mut Criterion) {
     group.bench_function("tool_host/hello_add", |b| {
         b.to_async(&rt).iter(|| async {
             let result = host
-                .tools
+                .service
                 .call(
                     "hello__add",
                     Some(arguments.clone()),
@@ -64,7 +64,7 @@ fn bench_call(c: &mut Criterion) {
                 .expect("known tool");
             assert_eq!(result.is_error, Some(false));
             result
-        })
+        });
     });
     group.bench_function("tool_host/hello_greet", |b| {
         let arguments = json!({"name": "bench"});
@@ -72,7 +72,7 @@ fn bench_call(c: &mut Criterion) {
             unreachable!()
         };
         b.to_async(&rt).iter(|| async {
-            host.tools
+            host.service
                 .call(
                     "hello__greet",
                     Some(arguments.clone()),
@@ -81,7 +81,7 @@ fn bench_call(c: &mut Criterion) {
                 )
                 .await
                 .expect("known tool")
-        })
+        });
     });
     // The same call after the thread has slept (as a server does between
     // sequential requests): only the call is timed. The difference from
@@ -93,7 +93,7 @@ fn bench_call(c: &mut Criterion) {
                 std::thread::sleep(IDLE_GAP);
                 let started = std::time::Instant::now();
                 let result = rt
-                    .block_on(host.tools.call(
+                    .block_on(host.service.call(
                         "hello__add",
                         Some(arguments.clone()),
                         CallMeta::default(),
@@ -104,7 +104,7 @@ fn bench_call(c: &mut Criterion) {
                 assert_eq!(result.is_error, Some(false));
             }
             total
-        })
+        });
     });
     group.finish();
 
@@ -119,7 +119,7 @@ fn bench_call(c: &mut Criterion) {
         outcome: toolmesh::usage::Outcome::Ok,
     };
     c.bench_function("usage/record", |b| {
-        b.iter(|| usage.record(std::hint::black_box(&record)))
+        b.iter(|| usage.record(std::hint::black_box(&record)));
     });
 }
 
@@ -143,11 +143,11 @@ fn bench_fuel(c: &mut Criterion) {
             ..Config::default()
         };
         config.runtime.fuel_metering = metering;
-        let host = rt.block_on(Host::start(&config)).expect("host");
-        let snapshot = host.tools.registry().snapshot();
+        let host = rt.block_on(Stack::start(&config)).expect("host");
+        let snapshot = host.registry.snapshot();
         let (plugin, _) = snapshot.resolve("hostile__burn").expect("burn");
         let code = plugin.code.clone();
-        let runtime = Arc::clone(&host.runtime);
+        let runtime = Arc::clone(host.loader.runtime());
         let cancel = CancellationToken::new();
         let ctx = call_context("bench".into(), None);
         let name = if metering {
@@ -162,7 +162,7 @@ fn bench_fuel(c: &mut Criterion) {
                     .await
                     .0
                     .expect("burn")
-            })
+            });
         });
     }
     group.finish();
@@ -207,11 +207,11 @@ fn bench_capabilities(c: &mut Criterion) {
     config.data_dir = Some(host_dir.data_dir());
     config.plugins_dir = Some(host_dir.plugins_dir());
     config.bundled_plugins = false;
-    let host = rt.block_on(Host::start(&config)).expect("host");
-    let runtime = Arc::clone(&host.runtime);
+    let host = rt.block_on(Stack::start(&config)).expect("host");
+    let runtime = Arc::clone(host.loader.runtime());
     let cancel = CancellationToken::new();
     let ctx = call_context("bench".into(), None);
-    let snapshot = host.tools.registry().snapshot();
+    let snapshot = host.registry.snapshot();
     // The sink a progress-granted call gets (noop never reports; the receiver
     // stays open so the sink is live).
     let (sink, _reports) = toolmesh::capability::progress::channel();
@@ -229,10 +229,10 @@ fn bench_capabilities(c: &mut Criterion) {
             _ => 1,
         };
         assert_eq!(
-            7 - code.grants().refused.len(),
+            7 - code.access().refused.len(),
             granted,
             "{name}: {:?}",
-            code.grants().refused
+            code.access().refused
         );
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
@@ -242,7 +242,7 @@ fn bench_capabilities(c: &mut Criterion) {
                     .await
                     .0
                     .expect("noop")
-            })
+            });
         });
     }
     group.finish();

@@ -15,9 +15,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use toolmesh::app::Stack;
 use toolmesh::config::Config;
-use toolmesh::host::Host;
-use toolmesh::mcp::CallMeta;
+use toolmesh::service::CallMeta;
 
 const POLICY: &str = r#"
 [plugins.permission.config]
@@ -33,10 +33,10 @@ fn object(value: Value) -> JsonObject {
     value.as_object().cloned().unwrap_or_default()
 }
 
-fn start(rt: &tokio::runtime::Runtime, config: &str, data: &std::path::Path) -> Host {
+fn start(rt: &tokio::runtime::Runtime, config: &str, data: &std::path::Path) -> Stack {
     let mut config: Config = toml::from_str(config).expect("config");
     config.data_dir = Some(data.to_owned());
-    rt.block_on(Host::start(&config)).expect("host")
+    rt.block_on(Stack::start(&config)).expect("host")
 }
 
 fn bench_enforcement(c: &mut Criterion) {
@@ -54,9 +54,9 @@ fn bench_enforcement(c: &mut Criterion) {
         guarded_dir.path(),
     );
 
-    let call = |host: &Host, tool: &str, args: Value, meta: CallMeta| {
+    let call = |host: &Stack, tool: &str, args: Value, meta: CallMeta| {
         let result = rt
-            .block_on(host.tools.call(tool, Some(object(args)), meta, &cancel))
+            .block_on(host.service.call(tool, Some(object(args)), meta, &cancel))
             .expect("known tool");
         assert_ne!(result.is_error, Some(true), "{tool}: {result:?}");
         result.structured_content.unwrap_or(Value::Null)
@@ -80,7 +80,7 @@ fn bench_enforcement(c: &mut Criterion) {
     group.bench_function("validate_token", |b| {
         b.to_async(&rt).iter(|| async {
             guarded
-                .tools
+                .service
                 .call(
                     "permission__validate",
                     Some(validate.clone()),
@@ -89,13 +89,13 @@ fn bench_enforcement(c: &mut Criterion) {
                 )
                 .await
                 .expect("known tool")
-        })
+        });
     });
     let spend = object(json!({"id": "bench", "amount": 1}));
     group.bench_function("report_spending", |b| {
         b.to_async(&rt).iter(|| async {
             plain
-                .tools
+                .service
                 .call(
                     "budget__report_spending",
                     Some(spend.clone()),
@@ -104,13 +104,13 @@ fn bench_enforcement(c: &mut Criterion) {
                 )
                 .await
                 .expect("known tool")
-        })
+        });
     });
     let greet = object(json!({"name": "bench"}));
     group.bench_function("greet/unprotected", |b| {
         b.to_async(&rt).iter(|| async {
             plain
-                .tools
+                .service
                 .call(
                     "hello__greet",
                     Some(greet.clone()),
@@ -119,7 +119,7 @@ fn bench_enforcement(c: &mut Criterion) {
                 )
                 .await
                 .expect("known tool")
-        })
+        });
     });
     let meta = CallMeta {
         agent: Some("bench".into()),
@@ -129,13 +129,13 @@ fn bench_enforcement(c: &mut Criterion) {
     group.bench_function("greet/protected", |b| {
         b.to_async(&rt).iter(|| async {
             let result = guarded
-                .tools
+                .service
                 .call("hello__greet", Some(greet.clone()), meta.clone(), &cancel)
                 .await
                 .expect("known tool");
             assert_eq!(result.is_error, Some(false));
             result
-        })
+        });
     });
     group.finish();
 }
@@ -212,7 +212,7 @@ fn bench_mcp(c: &mut Criterion) {
                 let before = meter.total();
                 greet_n(served, iters).await;
                 meter.total() - before
-            })
+            });
         });
     }
     cpu.finish();

@@ -93,7 +93,7 @@ fn bench_roundtrip(c: &mut Criterion) {
                 sequential(server, iters).await;
                 started.elapsed()
             }
-        })
+        });
     });
     wall.bench_function("in_flight_32", |b| {
         b.to_async(&rt).iter_custom(|iters| {
@@ -103,7 +103,7 @@ fn bench_roundtrip(c: &mut Criterion) {
                 in_flight(server, iters, 32).await;
                 started.elapsed()
             }
-        })
+        });
     });
     wall.finish();
 
@@ -118,7 +118,7 @@ fn bench_roundtrip(c: &mut Criterion) {
                 sequential(server, iters).await;
                 meter.total() - before
             }
-        })
+        });
     });
     cpu.bench_function("in_flight_32", |b| {
         b.to_async(&rt).iter_custom(|iters| {
@@ -128,7 +128,7 @@ fn bench_roundtrip(c: &mut Criterion) {
                 in_flight(server, iters, 32).await;
                 meter.total() - before
             }
-        })
+        });
     });
     cpu.finish();
     let Server { client, .. } = server;
@@ -164,7 +164,7 @@ fn bench_roundtrip(c: &mut Criterion) {
                 }
                 total
             }
-        })
+        });
     });
     startup.finish();
 }

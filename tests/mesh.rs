@@ -191,29 +191,26 @@ async fn rogue_peer(
     Arc<toolmesh::capability::blobs::BlobStore>,
     Arc<toolmesh::p2p::Mesh>,
 )> {
-    use toolmesh::capability::HostStores;
-    use toolmesh::capability::blobs::BlobStore;
     let dir = tempfile::tempdir()?.keep();
-    let blobs = Arc::new(BlobStore::open(&dir.join("blobs"))?);
-    let mut p2p: toolmesh::p2p::P2pConfig =
-        toml::from_str(&config(&[trusted])).map(|c: toolmesh::config::Config| c.p2p)?;
-    p2p.bootstrap = vec![target.info.addresses[0].parse()?];
-    let runtime = Arc::new(toolmesh::runtime::Runtime::new(
-        &Default::default(),
-        toolmesh::level::Levels::new(&Default::default()).map_err(anyhow::Error::msg)?,
-        None,
-        HostStores {
-            blobs: Some(blobs.clone()),
-            ..HostStores::default()
-        },
-    )?);
+    let mut config: toolmesh::config::Config = toml::from_str(&config(&[trusted]))?;
+    config.data_dir = Some(dir.clone());
+    config.bundled_plugins = false;
+    config.p2p.bootstrap = vec![target.info.addresses[0].parse()?];
+    let stack = toolmesh::app::Stack::start(&config).await?;
+    let blobs = stack
+        .loader
+        .runtime()
+        .stores()
+        .blobs
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the blob store did not open"))?;
     let mesh = toolmesh::p2p::Mesh::start(
-        &p2p,
-        runtime,
-        Arc::new(toolmesh::plugin::Registry::default()),
+        &config.p2p,
+        stack.loader.clone(),
+        stack.registry.clone(),
         toolmesh::p2p::mesh::MeshPaths {
-            state_dir: dir.join("p2p"),
-            plugins_dir: dir.join("plugins"),
+            state_dir: config.p2p_dir(),
+            plugins_dir: config.plugins_dir(),
         },
         false,
     )
@@ -462,5 +459,47 @@ async fn a_silent_peer_is_dropped_after_the_ttl() -> anyhow::Result<()> {
         "dropped before the TTL could pass: {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// Mesh tools take the tool service's one path, like plugin tools: their
+/// arguments are checked against their schemas before anything runs, and
+/// the operator's `[permissions.requires]` gates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_tools_are_validated_and_gated_like_plugin_tools() -> anyhow::Result<()> {
+    let config = config(&[]) + "\n[permissions.requires]\nmesh__connect = \"mesh-admin\"\n";
+    let node = Node::join(Path::new(BIN), &config, &[]).await?;
+    for (tool, arguments, problem) in [
+        ("mesh__peers", json!({"bogus": 1}), "bogus"),
+        ("mesh__fetch", json!({}), "target"),
+        ("mesh__fetch", json!({"target": 7}), "7"),
+        (
+            "mesh__publish",
+            json!({"plugin": "x", "extra": true}),
+            "extra",
+        ),
+    ] {
+        let result = call(&node.client, tool, arguments.clone()).await?;
+        assert_eq!(result.is_error, Some(true), "{tool} {arguments}");
+        let text = first_text(&result);
+        assert!(
+            text.starts_with(&format!("invalid arguments for `{tool}`")) && text.contains(problem),
+            "{tool} {arguments}: {text}"
+        );
+    }
+    let gated = call(
+        &node.client,
+        "mesh__connect",
+        json!({"address": "/ip4/127.0.0.1/tcp/1"}),
+    )
+    .await?;
+    assert_eq!(gated.is_error, Some(true));
+    assert!(
+        first_text(&gated).contains("`mesh__connect` needs a permission grant for `mesh-admin`"),
+        "{}",
+        first_text(&gated)
+    );
+    let peers = node.call("mesh__peers", json!({})).await?;
+    assert_eq!(peers["peer_id"], json!(node.info.peer_id));
     Ok(())
 }

@@ -132,7 +132,8 @@ pub struct MeteringConfig {
     /// For tools without a price: fuel units per budget unit charged
     /// (rounded up).
     pub fuel_per_unit: u64,
-    /// Plugins whose calls are never charged.
+    /// Namespaces (plugins, and `mesh` for the mesh tools) whose calls are
+    /// never charged.
     pub exempt: Vec<String>,
 }
 
@@ -143,7 +144,9 @@ impl Default for MeteringConfig {
             plugin: "budget".into(),
             prices: BTreeMap::new(),
             fuel_per_unit: 1_000_000,
-            exempt: vec!["budget".into(), "permission".into(), "discovery".into()],
+            exempt: ["budget", "permission", "discovery", "mesh"]
+                .map(String::from)
+                .into(),
         }
     }
 }

@@ -3,31 +3,41 @@
 //! A host that loads MCP tools as sandboxed WebAssembly components (defined
 //! by the WIT package in `wit/`) and serves them to agents over MCP.
 //!
-//! The data flow is one way: a request enters [`mcp`], the [`plugin`]
-//! registry resolves the tool to a loaded plugin, the [`runtime`] runs the
-//! call in a fresh store, and the result flows back.
+//! The data flow is one way: a request enters a transport ([`mcp`] on stdio,
+//! the [`control`] socket), which hands it to the [`service`]; the service
+//! resolves the tool to a provider (the [`plugin`] registry, the mesh),
+//! validates, gates, runs it (plugin tools in the [`runtime`], a fresh store
+//! per call) and records its usage; the result flows back.
 //!
-//! - [`config`] reads `toolmesh.toml`.
-//! - [`capability`] holds what a plugin may be granted: kv, blobs, progress,
-//!   files and environment, and how a grant is decided.
-//! - [`level`] defines security levels and their per-call quotas.
-//! - [`runtime`] holds the engine, linker, compile cache, one store per call.
-//! - [`plugin`] holds manifests, loading, the registry, bundled plugins, install.
-//! - [`mcp`] holds the tool-call semantics and the rmcp server.
-//! - [`p2p`] links hosts into a mesh that shares plugins and weights.
-//! - [`stats`] keeps a running host's usage in its data directory.
-//! - [`usage`] records what each call consumed and aggregates it.
-//! - [`host`] wires it all together from a configuration.
+//! Layers, lower never importing higher:
+//!
+//! - [`wit`]: the `bindgen!` output (a leaf);
+//! - [`capability`]: what a plugin may be granted, one file each, one table;
+//! - [`level`]: security levels and their per-call quotas;
+//! - [`runtime`]: the engine, the linker, the compile cache, calls;
+//! - [`plugin`]: manifests, trust, access, the loader, the registry, install;
+//! - [`p2p`]: the mesh that shares plugins and weights between hosts;
+//! - [`service`]: the tool service, its gate and its providers;
+//! - [`mcp`], [`control`]: transports;
+//! - [`app`]: the host stack from a configuration, and `serve`.
+//!
+//! Beside them: [`config`] reads `toolmesh.toml`; [`usage`] and [`stats`]
+//! keep what calls consumed; [`content_hash`], [`fs`] and [`text`] are small
+//! shared helpers.
 
+pub mod app;
 pub mod capability;
 pub mod config;
 pub mod content_hash;
+pub mod control;
 pub mod fs;
-pub mod host;
 pub mod level;
 pub mod mcp;
 pub mod p2p;
 pub mod plugin;
 pub mod runtime;
+pub mod service;
 pub mod stats;
+pub mod text;
 pub mod usage;
+pub mod wit;

@@ -1,24 +1,22 @@
-//! The `toolmesh` command: serve plugins over MCP, manage the plugin
-//! directory, and call a tool locally.
+//! The `toolmesh` command: parses the command line, asks the library, and
+//! prints. Serving, loading and calling live in the library
+//! ([`toolmesh::app`]).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use toolmesh::capability::HostStores;
-use toolmesh::capability::grant::Grants;
+use toolmesh::app::{self, ServeOptions, Stack, Stores, listing};
 use toolmesh::config::Config;
-use toolmesh::host::Host;
-use toolmesh::mcp::{CallMeta, McpServer};
-use toolmesh::p2p::mesh::MeshPaths;
-use toolmesh::p2p::{Mesh, control, identity};
+use toolmesh::control;
+use toolmesh::p2p::identity;
 use toolmesh::plugin::install::install;
 use toolmesh::plugin::loader::sign_dir;
 use toolmesh::plugin::trust::{PublisherKey, SIGNATURE_FILE};
-use toolmesh::runtime::Runtime;
+use toolmesh::service::CallMeta;
 use tracing_subscriber::EnvFilter;
 
 /// A sandboxed tool host for AI agents: WebAssembly component tools over MCP.
@@ -179,13 +177,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr: in `serve`, stdout is the protocol.
+/// Logs go to stderr (in `serve`, stdout is the protocol), coloured only
+/// when stderr is a terminal.
 fn init_logging(default_level: &str) {
     let filter =
         EnvFilter::try_from_env("TOOLMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -212,7 +212,10 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Serve { p2p } => serve(&config, p2p).await,
+        Command::Serve { p2p } => {
+            app::serve(&config, ServeOptions { p2p }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Key { generate } => key(&config, generate.as_deref()),
         Command::Plugin(PluginCommand::Sign { path, key }) => sign(&config, &path, key.as_deref()),
         Command::Plugin(PluginCommand::Fetch { target }) => {
@@ -313,7 +316,8 @@ fn sign(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Calls a mesh tool on the running host and prints its result as JSON.
+/// Calls a tool on the running host through its control socket and prints
+/// its result as JSON.
 async fn control(
     config: &Config,
     tool: &str,
@@ -326,54 +330,6 @@ async fn control(
     })
     .await?;
     println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve(config: &Config, p2p: bool) -> anyhow::Result<ExitCode> {
-    if let Some(dir) = &config.plugins_dir
-        && !dir.is_dir()
-    {
-        bail!("the plugin directory {} does not exist", dir.display());
-    }
-    let host = Host::start(config).await?;
-    let snapshot = host.tools.registry().snapshot();
-    tracing::info!(
-        plugins = snapshot.plugins().len(),
-        tools = snapshot.tool_count(),
-        refused = host.failures.len(),
-        "serving MCP on stdio"
-    );
-    let snapshot_path = config.data_dir().join(toolmesh::stats::FILE);
-    let snapshots = tokio::spawn(toolmesh::stats::keep_written(
-        host.tools.clone(),
-        snapshot_path.clone(),
-    ));
-    let mut server = McpServer::new(host.tools.clone());
-    if p2p || config.p2p.enabled {
-        let state_dir = config.p2p_dir();
-        let mesh = Mesh::start(
-            &config.p2p,
-            host.runtime.clone(),
-            host.tools.registry().clone(),
-            MeshPaths {
-                state_dir: state_dir.clone(),
-                plugins_dir: config.plugins_dir(),
-            },
-            config.p2p.auto_install,
-        )
-        .await?;
-        tokio::spawn(control::serve(
-            mesh.clone(),
-            state_dir.join(control::SOCKET_FILE),
-        ));
-        server = server.with_mesh(mesh);
-    }
-    let served = server.serve_stdio().await;
-    snapshots.abort();
-    if let Err(e) = toolmesh::stats::write(&host.tools, &snapshot_path) {
-        tracing::warn!(path = %snapshot_path.display(), "cannot write the usage snapshot: {e}");
-    }
-    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -392,77 +348,13 @@ fn stats(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(config: &Config) -> anyhow::Result<ExitCode> {
-    let host = Host::start(config).await?;
-    let snapshot = host.tools.registry().snapshot();
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "plugin directory: {}", config.plugins_dir().display())?;
-    if snapshot.plugins().len() == 0 {
-        writeln!(out, "no plugins loaded")?;
-    }
-    for plugin in snapshot.plugins() {
-        let m = &plugin.manifest;
-        writeln!(
-            out,
-            "\n{} {} [{}] from {} ({})",
-            m.name,
-            m.version,
-            plugin.code.level().name,
-            plugin.source,
-            plugin.trust
-        )?;
-        let level = plugin.code.level();
-        writeln!(
-            out,
-            "  quotas: fuel {}, memory {} bytes, {} handles, {} ms, output {} bytes",
-            level.fuel,
-            level.memory_bytes,
-            level.handles,
-            level.timeout.as_millis(),
-            level.max_output_bytes
-        )?;
-        print_grants(&mut out, plugin.code.grants())?;
-        writeln!(out, "  {}", m.description)?;
-        writeln!(out, "  hash: {}", plugin.hash)?;
-        for tool in &plugin.tools {
-            writeln!(out, "  - {}: {}", tool.qualified_name, tool.description)?;
-        }
-    }
-    for failure in &host.failures {
-        writeln!(out, "\nREFUSED {failure}")?;
-    }
-    Ok(if host.failures.is_empty() {
+    let stack = Stack::start(config).await?;
+    print!("{}", listing::render(&stack, &config.plugins_dir()));
+    Ok(if stack.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-fn print_grants(out: &mut impl Write, grants: &Grants) -> std::io::Result<()> {
-    let mut granted: Vec<String> = grants.imports.iter().map(|c| c.to_string()).collect();
-    for preopen in &grants.preopens {
-        granted.push(format!(
-            "fs {} = {} ({})",
-            preopen.guest,
-            preopen.host.display(),
-            if preopen.writable {
-                "read-write"
-            } else {
-                "read-only"
-            }
-        ));
-    }
-    for (name, _) in &grants.env {
-        granted.push(format!("env {name}"));
-    }
-    if granted.is_empty() {
-        writeln!(out, "  granted: nothing")?;
-    } else {
-        writeln!(out, "  granted: {}", granted.join(", "))?;
-    }
-    for refused in &grants.refused {
-        writeln!(out, "  not granted: {refused}")?;
-    }
-    Ok(())
 }
 
 async fn install_plugin(
@@ -470,20 +362,11 @@ async fn install_plugin(
     path: &std::path::Path,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = std::sync::Arc::new(
-        Runtime::new(
-            &config.runtime,
-            config.levels()?,
-            config.compile_cache_dir(),
-            HostStores {
-                files_root: Some(config.files_dir()),
-                ..HostStores::default()
-            },
-        )?
-        .with_trust(config.trust.clone()),
-    );
+    // A host serving from this data directory holds its stores; validating
+    // a plugin needs none of them.
+    let loader = Stack::loader(config, Stores::None)?;
     let plugins_dir = config.plugins_dir();
-    let installed = install(&runtime, path, &plugins_dir, force).await?;
+    let installed = install(&loader, path, &plugins_dir, force).await?;
     let m = &installed.plugin.manifest;
     println!(
         "{} {} {} {} ({} tools: {})",
@@ -518,7 +401,7 @@ async fn call(
     let serde_json::Value::Object(arguments) = arguments else {
         bail!("the arguments must be a JSON object");
     };
-    let host = Host::start(config).await?;
+    let stack = Stack::start(config).await?;
     let cancel = CancellationToken::new();
     let ctrl_c = cancel.clone();
     tokio::spawn(async move {
@@ -526,8 +409,8 @@ async fn call(
             ctrl_c.cancel();
         }
     });
-    let result = host
-        .tools
+    let result = stack
+        .service
         .call(tool, Some(arguments), meta, &cancel)
         .await?;
     println!("{}", serde_json::to_string_pretty(&result)?);

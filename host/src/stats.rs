@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mcp::{ToolHost, UsageReport};
+use crate::service::ToolService;
+use crate::usage::UsageReport;
 
 /// The snapshot's file name inside the data directory.
 pub const FILE: &str = "usage.json";
@@ -20,7 +21,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct UsageSnapshot {
     /// The serving host's process id.
     pub pid: u32,
     /// When the snapshot was written, in milliseconds since the Unix epoch.
@@ -59,37 +60,37 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Writes `tools`' current usage to `path`, atomically.
-pub fn write(tools: &ToolHost, path: &Path) -> std::io::Result<()> {
-    let snapshot = Snapshot {
+/// Writes `service`'s current usage to `path`, atomically.
+pub fn write(service: &ToolService, path: &Path) -> std::io::Result<()> {
+    let snapshot = UsageSnapshot {
         pid: std::process::id(),
         written_at_ms: now_ms(),
-        report: tools.usage_report(),
+        report: service.usage_report(),
     };
     crate::fs::write_atomically(path, &serde_json::to_vec_pretty(&snapshot)?)
 }
 
 /// Rewrites the snapshot every [`INTERVAL`] while the number of recorded
 /// calls changes. Runs until the task is dropped.
-pub async fn keep_written(tools: ToolHost, path: PathBuf) {
+pub async fn keep_written(service: ToolService, path: PathBuf) {
     let mut last_calls = None;
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let calls = tools.total_calls();
+        let calls = service.plugins().total_calls();
         if last_calls == Some(calls) {
             continue;
         }
         last_calls = Some(calls);
-        if let Err(e) = write(&tools, &path) {
+        if let Err(e) = write(&service, &path) {
             tracing::warn!(path = %path.display(), "cannot write the usage snapshot: {e}");
         }
     }
 }
 
 /// Reads the snapshot at `path`.
-pub fn read(path: &Path) -> Result<Snapshot, StatsError> {
+pub fn read(path: &Path) -> Result<UsageSnapshot, StatsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -118,7 +119,7 @@ pub fn is_running(pid: u32) -> bool {
 }
 
 /// The snapshot as a table for people.
-pub fn render(snapshot: &Snapshot, running: bool) -> String {
+pub fn render(snapshot: &UsageSnapshot, running: bool) -> String {
     let mut out = String::new();
     let age_s = now_ms().saturating_sub(snapshot.written_at_ms) as f64 / 1000.0;
     let _ = write!(

@@ -256,6 +256,26 @@ impl ProcessView {
     }
 }
 
+/// Usage aggregates, as served by the `toolmesh://usage` resource.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UsageReport {
+    /// The host process (absent where sysinfo cannot read it).
+    pub process: Option<ProcessSummary>,
+    /// Each plugin's tools.
+    pub plugins: Vec<PluginUsage>,
+}
+
+/// One plugin's usage.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PluginUsage {
+    /// The plugin.
+    pub plugin: String,
+    /// Its security level.
+    pub level: String,
+    /// Each tool, by qualified name.
+    pub tools: std::collections::BTreeMap<String, ToolUsageSummary>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,32 +193,39 @@ pub fn log(level: LogLevel, message: &str) {
 /// ```
 ///
 /// Use it once, at the top level of a `cdylib` crate built for
-/// `wasm32-wasip2`.
+/// `wasm32-wasip2`. The component's exports exist only on WebAssembly: a
+/// native build of the same crate (its unit tests, `cargo build
+/// --workspace`) links as an ordinary library.
 #[macro_export]
 macro_rules! export_plugin {
     ($build:path) => {
-        #[doc(hidden)]
-        struct __ToolmeshPluginExport;
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            struct __ToolmeshPluginExport;
 
-        impl $crate::bindings::exports::toolmesh::plugin::tools::Guest for __ToolmeshPluginExport {
-            fn list_tools() -> ::std::vec::Vec<$crate::bindings::toolmesh::plugin::types::ToolSpec> {
-                $crate::Plugin::__wit_list(&$build())
+            impl $crate::bindings::exports::toolmesh::plugin::tools::Guest for __ToolmeshPluginExport {
+                fn list_tools() -> ::std::vec::Vec<$crate::bindings::toolmesh::plugin::types::ToolSpec> {
+                    $crate::Plugin::__wit_list(&$build())
+                }
+
+                fn call(
+                    ctx: $crate::bindings::toolmesh::plugin::types::CallContext,
+                    name: ::std::string::String,
+                    arguments: ::std::string::String,
+                ) -> ::std::result::Result<
+                    $crate::bindings::toolmesh::plugin::types::ToolOutput,
+                    $crate::bindings::toolmesh::plugin::types::ToolError,
+                > {
+                    $crate::Plugin::__wit_call(&$build(), ctx, &name, &arguments)
+                }
             }
 
-            fn call(
-                ctx: $crate::bindings::toolmesh::plugin::types::CallContext,
-                name: ::std::string::String,
-                arguments: ::std::string::String,
-            ) -> ::std::result::Result<
-                $crate::bindings::toolmesh::plugin::types::ToolOutput,
-                $crate::bindings::toolmesh::plugin::types::ToolError,
-            > {
-                $crate::Plugin::__wit_call(&$build(), ctx, &name, &arguments)
-            }
-        }
-
-        $crate::bindings::__export_plugin_world!(
-            __ToolmeshPluginExport with_types_in $crate::bindings
-        );
+            $crate::bindings::__export_plugin_world!(
+                __ToolmeshPluginExport with_types_in $crate::bindings
+            );
+        };
+        // Natively the builder is used by nothing but tests: keep it used.
+        #[cfg(not(target_family = "wasm"))]
+        const _: fn() -> $crate::Plugin = $build;
     };
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's own set-up and test commands, so that a fresh
 //! machine with only the Rust toolchain and Python needs nothing else.
 //!
-//! - `cargo xtask test`: every test: the Rust workspace (unit, integration
-//!   through a real rmcp client, doc tests), then the Python MCP client tests
-//!   against the real binary, in a virtualenv this command creates.
+//! - `cargo xtask test`: formatting (`cargo fmt --check`), every test (the
+//!   Rust workspace: unit, integration through a real rmcp client, doc
+//!   tests; then the Python MCP client tests against the real binary, in a
+//!   virtualenv this command creates), and clippy with `-D warnings`.
 //! - `cargo xtask bench`: the criterion benchmarks.
 //!
 //! The `wasm32-wasip2` target is installed by `rust-toolchain.toml` (and, as a
@@ -66,6 +67,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
+    run(cargo().args(["fmt", "--all", "--check"]))?;
     ensure_libfann()?;
     run(cargo().args(["build", "--locked", "-p", "toolmesh", "--bin", "toolmesh"]))?;
     run(cargo()
@@ -88,7 +90,16 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(Command::new(python)
         .current_dir(&root)
         .env("TOOLMESH_BIN", binary)
-        .args(["-m", "pytest", "-v", "tests/python"]))
+        .args(["-m", "pytest", "-v", "tests/python"]))?;
+    run(cargo().args([
+        "clippy",
+        "--locked",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 /// Debian's libfann (FANN 2.2), which neural-core's tests compare against,

@@ -15,14 +15,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use wasmtime::component::{HasSelf, Linker};
 
+use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::content_hash::ContentHash;
-use crate::runtime::bindings::BlobError;
+use crate::wit::BlobError;
+use crate::wit::toolmesh::plugin::blobs;
 
 /// Which plugin stored which blob: `<plugin>\0<hex>` → size.
-const OWNERS: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:blob-owners");
+const OWNERS: TableDefinition<'static, &str, u64> = TableDefinition::new("toolmesh:blob-owners");
 /// Bytes stored per plugin.
-const USAGE: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:blob-usage");
+const USAGE: TableDefinition<'static, &str, u64> = TableDefinition::new("toolmesh:blob-usage");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +300,60 @@ impl PluginBlobs {
     /// The size of blob `hash` (text form), if the store has it.
     pub fn stat(&self, hash: &str) -> Result<Option<u64>, BlobError> {
         Ok(self.store.size(&parse_hash(hash)?)?)
+    }
+}
+
+/// A call's blob store: the plugin's view, if granted and the store opened.
+pub struct BlobsCtx {
+    blobs: Option<PluginBlobs>,
+}
+
+impl BlobsCtx {
+    fn blobs(&self) -> Result<&PluginBlobs, BlobError> {
+        self.blobs.as_ref().ok_or_else(|| {
+            BlobError::Storage(
+                "the `blobs` capability was not granted to this plugin, or the host's blob \
+                 store did not open"
+                    .into(),
+            )
+        })
+    }
+}
+
+impl CallCapability for BlobsCtx {
+    fn add_to_linker<T: CallData>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        blobs::add_to_linker::<T, HasSelf<Self>>(linker, get)
+    }
+
+    fn for_call(
+        host: &HostStores,
+        plugin: &PluginScope<'_>,
+        _: &CallScope,
+    ) -> anyhow::Result<Self> {
+        let blobs = match &host.blobs {
+            Some(store) if plugin.access.has(Capability::Blobs) => {
+                Some(store.scoped(plugin.name, plugin.level.blob_bytes))
+            }
+            _ => None,
+        };
+        Ok(Self { blobs })
+    }
+}
+
+impl blobs::Host for BlobsCtx {
+    fn put(&mut self, data: Vec<u8>) -> Result<String, BlobError> {
+        Ok(self.blobs()?.put(&data)?.to_string())
+    }
+
+    fn get(&mut self, hash: String) -> Result<Option<Vec<u8>>, BlobError> {
+        self.blobs()?.get(&hash)
+    }
+
+    fn stat(&mut self, hash: String) -> Result<Option<u64>, BlobError> {
+        self.blobs()?.stat(&hash)
     }
 }
 

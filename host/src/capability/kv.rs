@@ -20,20 +20,23 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::runtime::bindings::KvError;
+use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
+use crate::wit::KvError;
+use crate::wit::toolmesh::plugin::kv;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Every plugin's entries, keyed `<plugin>\0<key>`.
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("toolmesh:kv");
+const ENTRIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("toolmesh:kv");
 
 /// Bytes used per plugin.
-const USAGE: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:usage");
+const USAGE: TableDefinition<'static, &str, u64> = TableDefinition::new("toolmesh:usage");
 
 /// The newest sequence number of each log, keyed `<plugin>\0<log>`.
-const LOGS: TableDefinition<&str, u64> = TableDefinition::new("toolmesh:kv-logs");
+const LOGS: TableDefinition<'static, &str, u64> = TableDefinition::new("toolmesh:kv-logs");
 
 /// How soon an append becomes durable.
 pub const GROUP_COMMIT: Duration = Duration::from_millis(20);
@@ -323,6 +326,82 @@ impl PluginKv {
             keys.push(key[self.prefix.len()..].to_owned());
         }
         Ok(keys)
+    }
+}
+
+/// A call's kv store: the plugin's view, if granted and the store opened.
+pub struct KvCtx {
+    kv: Option<PluginKv>,
+}
+
+impl KvCtx {
+    fn kv(&self) -> Result<&PluginKv, KvError> {
+        self.kv.as_ref().ok_or_else(|| {
+            KvError::Storage(
+                "the `kv` capability was not granted to this plugin, or the host's kv store \
+                 did not open"
+                    .into(),
+            )
+        })
+    }
+}
+
+impl CallCapability for KvCtx {
+    fn add_to_linker<T: CallData>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        kv::add_to_linker::<T, HasSelf<Self>>(linker, get)
+    }
+
+    fn for_call(
+        host: &HostStores,
+        plugin: &PluginScope<'_>,
+        _: &CallScope,
+    ) -> anyhow::Result<Self> {
+        let kv = match &host.kv {
+            Some(store) if plugin.access.has(Capability::Kv) => {
+                Some(store.scoped(plugin.name, plugin.level.kv_bytes))
+            }
+            _ => None,
+        };
+        Ok(Self { kv })
+    }
+}
+
+impl kv::Host for KvCtx {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.kv()?.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.kv()?.set(&key, &value)
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, KvError> {
+        self.kv()?.delete(&key)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, KvError> {
+        self.kv()?
+            .compare_and_swap(&key, expected.as_deref(), new.as_deref())
+    }
+
+    fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, KvError> {
+        self.kv()?.list_keys(&prefix, limit)
+    }
+
+    fn append(&mut self, log: String, value: Vec<u8>, keep: u32) -> Result<u64, KvError> {
+        self.kv()?.append(&log, &value, keep)
+    }
+
+    fn log_head(&mut self, log: String) -> Result<u64, KvError> {
+        self.kv()?.log_head(&log)
     }
 }
 

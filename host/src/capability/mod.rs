@@ -1,93 +1,232 @@
-//! Host capabilities a plugin may be granted, one module each: the state it
-//! keeps and its side of the WIT interface. [`grant`] decides, per plugin,
-//! what its manifest asks for and its security level allows.
+//! Host capabilities a plugin may be granted, one file each. A capability
+//! file holds everything about it: its per-call context (granted or denied),
+//! its `Host` impl of the WIT interface, its linker wiring, and how its
+//! context is built for a call from the plugin's [`Access`] and level (the
+//! shape of wasmtime's `crates/wasi` and Spin's factors).
+//!
+//! The set of capabilities is the one table at the bottom of this file
+//! ([`capabilities!`]): adding a capability is a new file and a line there.
 //!
 //! Every capability is deny-by-default: a plugin gets only what its manifest
-//! asks for, and only what its level allows.
+//! asks for and its level allows (decided by the loader,
+//! [`plugin::access`](crate::plugin::access)).
 
 pub mod blobs;
-pub mod grant;
+pub mod config;
 pub mod kv;
+pub mod log;
 pub mod progress;
+pub mod wasi;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
-/// Something a plugin may be granted. The first four are WIT imports a
-/// manifest lists in `capabilities`; the others are WASI access a manifest
-/// asks for with `[[fs]]` tables and `env = [...]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Capability {
-    /// `toolmesh:plugin/log`: logs into the host's log.
-    Log,
-    /// `toolmesh:plugin/kv`: a persistent key-value store of its own.
-    Kv,
-    /// `toolmesh:plugin/blobs`: the host's content-addressed blob store.
-    Blobs,
-    /// `toolmesh:plugin/progress`: progress notifications to the agent.
-    Progress,
-    /// Read-only preopens of the plugin's own files directory.
-    FsRead,
-    /// Read-write preopens of the plugin's own files directory.
-    FsWrite,
-    /// Preopens of absolute host paths (read-only or read-write, as asked).
-    FsHost,
-    /// Host environment variables, by name.
-    Env,
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::level::Level;
+
+/// A capability's per-call context: how it joins the linker and how it is
+/// built for one call. Denied, it still links (the loader refuses plugins
+/// that import what they were not granted; this is the second line) and
+/// answers every call with an error.
+pub trait CallCapability: Sized + Send + 'static {
+    /// Adds the capability's interfaces to `linker`; `get` finds this
+    /// context in a call's store data.
+    fn add_to_linker<T: CallData>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()>;
+
+    /// This capability's context for a call into `plugin`.
+    fn for_call(
+        host: &HostStores,
+        plugin: &PluginScope<'_>,
+        call: &CallScope,
+    ) -> anyhow::Result<Self>;
+}
+
+/// A call's store data as the capabilities see it: their contexts, and the
+/// WASI view (the resource table is shared with WASI's handles).
+pub trait CallData: WasiView + Send + 'static {
+    /// Every capability's context for this call.
+    fn capabilities(&mut self) -> &mut CallCapabilities;
+}
+
+/// The host-wide state behind the capabilities, shared by every plugin.
+/// A missing store makes its capability fail with a storage error.
+#[derive(Default, Clone)]
+pub struct HostStores {
+    /// The kv database.
+    pub kv: Option<Arc<kv::KvStore>>,
+    /// The blob store.
+    pub blobs: Option<Arc<blobs::BlobStore>>,
+}
+
+/// What a capability knows of the plugin a call runs in.
+pub struct PluginScope<'a> {
+    /// The plugin's name.
+    pub name: &'a Arc<str>,
+    /// The security level its calls run under.
+    pub level: &'a Level,
+    /// What it was granted.
+    pub access: &'a Access,
+    /// The operator's configuration for it (JSON object text).
+    pub config: &'a Arc<str>,
+}
+
+/// What a capability knows of the call itself.
+pub struct CallScope {
+    /// Where the guest's progress reports go, if the client asked for them.
+    pub progress: Option<progress::ProgressSink>,
+    /// The guest's standard error (kept for crash reports).
+    pub stderr: MemoryOutputPipe,
+}
+
+/// A directory the plugin sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    /// The host directory.
+    pub host: PathBuf,
+    /// Where the plugin sees it.
+    pub guest: String,
+    /// Whether the plugin may change what is in it.
+    pub writable: bool,
+}
+
+/// What a plugin may access: the capabilities it was granted, and what it
+/// asked for and did not get.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The host interfaces it may use.
+    pub imports: Vec<Capability>,
+    /// The directories it sees.
+    pub preopens: Vec<Preopen>,
+    /// The environment it sees (names and values, read at load).
+    pub env: Vec<(String, String)>,
+    /// What it asked for and did not get, and why.
+    pub refused: Vec<String>,
+}
+
+impl Access {
+    /// Whether interface capability `capability` was granted.
+    pub fn has(&self, capability: Capability) -> bool {
+        self.imports.contains(&capability)
+    }
+}
+
+macro_rules! interface {
+    () => {
+        None
+    };
+    ($interface:literal) => {
+        Some($interface)
+    };
+}
+
+/// Defines [`Capability`] (the names manifests and levels use) and
+/// [`CallCapabilities`] (every capability's context in a call's store) from
+/// one table: per row, the store field, its context type, and the manifest
+/// capabilities it brings (name, and the `toolmesh:plugin` interface that
+/// needs it, if any).
+macro_rules! capabilities {
+    ($(
+        $field:ident: $ctx:ty =>
+            [$($variant:ident = $name:literal $(in $interface:literal)?),*]
+    ),* $(,)?) => {
+        /// Something a plugin may be granted: a `toolmesh:plugin` interface
+        /// a manifest lists in `capabilities`, or WASI access it asks for
+        /// with `[[fs]]` tables and `env = [...]`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Capability {
+            $($(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*)*
+        }
+
+        impl Capability {
+            /// Every capability this host knows.
+            pub const ALL: &[Capability] = &[$($(Capability::$variant,)*)*];
+
+            /// The name used in manifests and level definitions.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($(Capability::$variant => $name,)*)*
+                }
+            }
+
+            /// The `toolmesh:plugin` interface that brings this capability,
+            /// if any (the others are WASI access).
+            pub fn interface(self) -> Option<&'static str> {
+                match self {
+                    $($(Capability::$variant => interface!($($interface)?),)*)*
+                }
+            }
+        }
+
+        /// Every capability's context for one call.
+        pub struct CallCapabilities {
+            $(pub(crate) $field: $ctx,)*
+        }
+
+        impl CallCapabilities {
+            /// Adds every capability's interfaces to `linker`.
+            pub fn add_to_linker<T: CallData>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+                $(<$ctx as CallCapability>::add_to_linker(linker, |data: &mut T| {
+                    &mut data.capabilities().$field
+                })?;)*
+                Ok(())
+            }
+
+            /// Every capability's context for a call into `plugin`.
+            pub fn for_call(
+                host: &HostStores,
+                plugin: &PluginScope<'_>,
+                call: &CallScope,
+            ) -> anyhow::Result<Self> {
+                Ok(Self {
+                    $($field: <$ctx as CallCapability>::for_call(host, plugin, call)?,)*
+                })
+            }
+        }
+    };
+}
+
+capabilities! {
+    config: config::ConfigCtx => [],
+    log: log::LogCtx => [Log = "log" in "log"],
+    kv: kv::KvCtx => [Kv = "kv" in "kv"],
+    blobs: blobs::BlobsCtx => [Blobs = "blobs" in "blobs"],
+    progress: progress::ProgressCtx => [Progress = "progress" in "progress"],
+    wasi: wasi::WasiState => [
+        FsRead = "fs-read", FsWrite = "fs-write", FsHost = "fs-host", Env = "env"
+    ],
+}
+
+impl CallCapabilities {
+    /// The WASI context (files, environment, stdio) of this call.
+    pub fn wasi_ctx(&mut self) -> &mut wasmtime_wasi::WasiCtx {
+        &mut self.wasi.ctx
+    }
 }
 
 impl Capability {
-    /// Every capability this host knows.
-    pub const ALL: &[Capability] = &[
-        Capability::Log,
-        Capability::Kv,
-        Capability::Blobs,
-        Capability::Progress,
-        Capability::FsRead,
-        Capability::FsWrite,
-        Capability::FsHost,
-        Capability::Env,
-    ];
-
-    /// The capabilities a manifest lists by name in `capabilities`.
-    pub const IMPORTS: &[Capability] = &[
-        Capability::Log,
-        Capability::Kv,
-        Capability::Blobs,
-        Capability::Progress,
-    ];
-
-    /// The name used in manifests and level definitions.
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::Log => "log",
-            Capability::Kv => "kv",
-            Capability::Blobs => "blobs",
-            Capability::Progress => "progress",
-            Capability::FsRead => "fs-read",
-            Capability::FsWrite => "fs-write",
-            Capability::FsHost => "fs-host",
-            Capability::Env => "env",
-        }
-    }
-
-    /// The `toolmesh:plugin` interface that brings this capability, if any.
-    pub fn interface(self) -> Option<&'static str> {
-        match self {
-            Capability::Log => Some("log"),
-            Capability::Kv => Some("kv"),
-            Capability::Blobs => Some("blobs"),
-            Capability::Progress => Some("progress"),
-            _ => None,
-        }
+    /// The capabilities a manifest lists by name in `capabilities`: those
+    /// a `toolmesh:plugin` interface brings.
+    pub fn imports() -> impl Iterator<Item = Capability> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.interface().is_some())
     }
 
     /// The capability `toolmesh:plugin/<interface>` brings.
     pub fn of_interface(interface: &str) -> Option<Self> {
-        Self::IMPORTS
-            .iter()
-            .copied()
-            .find(|c| c.interface() == Some(interface))
+        Self::imports().find(|c| c.interface() == Some(interface))
     }
 }
 
@@ -122,14 +261,28 @@ impl<'de> serde::Deserialize<'de> for Capability {
     }
 }
 
-/// The host-side state behind the capabilities, shared by every plugin.
-/// A missing store makes its capability fail with a storage error.
-#[derive(Default, Clone)]
-pub struct HostStores {
-    /// The kv database.
-    pub kv: Option<std::sync::Arc<kv::KvStore>>,
-    /// The blob store.
-    pub blobs: Option<std::sync::Arc<blobs::BlobStore>>,
-    /// The root of the plugins' own files directories.
-    pub files_root: Option<std::path::PathBuf>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_every_capability_once() {
+        let names: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "log", "kv", "blobs", "progress", "fs-read", "fs-write", "fs-host", "env"
+            ]
+        );
+        assert_eq!(Capability::of_interface("kv"), Some(Capability::Kv));
+        assert_eq!(Capability::of_interface("config"), None);
+        assert_eq!(Capability::imports().count(), 4);
+        assert_eq!("fs-host".parse(), Ok(Capability::FsHost));
+        assert!(
+            "net"
+                .parse::<Capability>()
+                .unwrap_err()
+                .contains("this host knows")
+        );
+    }
 }

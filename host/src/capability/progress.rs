@@ -3,8 +3,13 @@
 //! `notifications/progress`). The channel is bounded and never blocks the
 //! guest: when the agent reads slower than the plugin reports, reports are
 //! dropped (progress is advisory; the call's result is what counts).
+//! Denied, or when the agent did not ask for progress, reports are dropped.
 
 use tokio::sync::mpsc;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
+use crate::wit::toolmesh::plugin::progress;
 
 /// Longest progress message kept; longer ones are cut.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
@@ -45,10 +50,47 @@ impl ProgressSink {
         if let Some(message) = &mut report.message
             && message.len() > MAX_MESSAGE_BYTES
         {
-            *message =
-                crate::runtime::bindings::truncate_utf8(message, MAX_MESSAGE_BYTES).into_owned();
+            *message = crate::text::truncate(message, MAX_MESSAGE_BYTES).into_owned();
         }
         self.tx.try_send(report).is_ok()
+    }
+}
+
+/// A call's progress: where reports go, if the plugin may report and the
+/// agent asked.
+pub struct ProgressCtx {
+    sink: Option<ProgressSink>,
+}
+
+impl CallCapability for ProgressCtx {
+    fn add_to_linker<T: CallData>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        progress::add_to_linker::<T, HasSelf<Self>>(linker, get)
+    }
+
+    fn for_call(
+        _: &HostStores,
+        plugin: &PluginScope<'_>,
+        call: &CallScope,
+    ) -> anyhow::Result<Self> {
+        let granted = plugin.access.has(Capability::Progress);
+        Ok(Self {
+            sink: call.progress.clone().filter(|_| granted),
+        })
+    }
+}
+
+impl progress::Host for ProgressCtx {
+    fn report(&mut self, done: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(sink) = &self.sink {
+            sink.report(ProgressReport {
+                done,
+                total,
+                message,
+            });
+        }
     }
 }
 

@@ -1,11 +1,7 @@
-//! MCP: the transport-independent tool semantics and the rmcp server.
+//! MCP over stdio: the rmcp server, a thin adapter on the
+//! [`ToolService`](crate::service::ToolService), and where its calls run.
 
 pub mod dispatch;
-pub mod enforce;
-pub mod mesh_tools;
 pub mod server;
-pub mod tools;
 
-pub use enforce::Enforcement;
 pub use server::McpServer;
-pub use tools::{CallMeta, PluginUsage, ToolHost, UnknownTool, UsageReport};

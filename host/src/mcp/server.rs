@@ -1,26 +1,20 @@
-//! The MCP server: an rmcp `ServerHandler` over the [`ToolHost`], served on
-//! stdio. The handler is thin; the semantics live in `tools.rs`.
+//! The MCP server: an rmcp `ServerHandler` over the [`ToolService`], served
+//! on stdio. The handler only translates: MCP requests in, the service's
+//! answers out. Validation, gates, usage and mapping live in the service.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
-use std::sync::Arc;
-
 use super::dispatch::{Dispatch, serve_on_own_thread};
-use super::enforce::{META_AGENT, META_BUDGET, META_TOKEN};
-use super::mesh_tools;
-use super::tools::{CallMeta, ToolHost};
 use crate::capability::progress::{self, ProgressSink};
-use crate::p2p::Mesh;
-
-/// The resource that serves usage aggregates.
-pub const USAGE_URI: &str = "toolmesh://usage";
+use crate::service::gate::{META_AGENT, META_BUDGET, META_TOKEN};
+use crate::service::resources::{self, ResourceError};
+use crate::service::{CallMeta, ToolService};
 
 const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool names are \
 `<plugin>__<tool>`; every call runs in a fresh sandbox under the plugin's limits.";
@@ -28,25 +22,17 @@ const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool na
 /// The MCP server of a toolmesh host.
 #[derive(Clone)]
 pub struct McpServer {
-    tools: ToolHost,
-    mesh: Option<Arc<Mesh>>,
+    service: ToolService,
     dispatch: Dispatch,
 }
 
 impl McpServer {
-    /// A server for `tools`.
-    pub fn new(tools: ToolHost) -> Self {
+    /// A server for `service`'s tools.
+    pub fn new(service: ToolService) -> Self {
         Self {
-            tools,
-            mesh: None,
+            service,
             dispatch: Dispatch::default(),
         }
-    }
-
-    /// Also serves the mesh tools (`mesh__*`).
-    pub fn with_mesh(mut self, mesh: Arc<Mesh>) -> Self {
-        self.mesh = Some(mesh);
-        self
     }
 
     /// Serves MCP on this process's stdin and stdout until the client
@@ -62,50 +48,6 @@ impl McpServer {
             Ok(())
         })
         .await
-    }
-}
-
-/// The URI of resource `name` of plugin `plugin`.
-pub fn plugin_resource_uri(plugin: &str, name: &str) -> String {
-    format!("toolmesh://{plugin}/{name}")
-}
-
-impl McpServer {
-    /// Reads a plugin's resource by calling the tool behind it.
-    async fn read_plugin_resource(&self, uri: &str) -> Result<ReadResourceResponse, ErrorData> {
-        let not_found = || {
-            ErrorData::resource_not_found(
-                format!("no resource `{uri}`; resources/list shows the resources"),
-                None,
-            )
-        };
-        let (plugin, name) = uri
-            .strip_prefix("toolmesh://")
-            .and_then(|rest| rest.split_once('/'))
-            .ok_or_else(not_found)?;
-        let tool = {
-            let snapshot = self.tools.registry().snapshot();
-            let loaded = snapshot
-                .plugins()
-                .find(|p| p.manifest.name == plugin)
-                .ok_or_else(not_found)?;
-            let decl = loaded
-                .manifest
-                .resources
-                .iter()
-                .find(|r| r.name == name)
-                .ok_or_else(not_found)?;
-            format!("{plugin}__{}", decl.tool)
-        };
-        let value = self
-            .tools
-            .call_internal(&tool, serde_json::json!({}))
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("reading `{uri}` failed: {e}"), None))?;
-        let text = serde_json::to_string_pretty(&value)
-            .map_err(|e| ErrorData::internal_error(format!("cannot encode `{uri}`: {e}"), None))?;
-        let contents = ResourceContents::text(text, uri).with_mime_type("application/json");
-        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 }
 
@@ -127,17 +69,13 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = self.tools.list();
-        if self.mesh.is_some() {
-            tools.extend(mesh_tools::list());
-        }
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.service.list()))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Plugins installed while the client is connected (from a peer, say)
         // change the tool list: tell the client.
-        let mut changes = self.tools.registry().changes();
+        let mut changes = self.service.plugins().registry().changes();
         let peer = context.peer;
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
@@ -153,28 +91,9 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let usage = Resource::new(USAGE_URI, "usage")
-            .with_title("Tool usage")
-            .with_description(
-                "Per plugin and per tool: calls, errors by outcome, latency percentiles, fuel, \
-                 peak memory, bytes in and out; and the host process's memory and CPU.",
-            )
-            .with_mime_type("application/json");
-        let mut resources = vec![usage];
-        let snapshot = self.tools.registry().snapshot();
-        for plugin in snapshot.plugins() {
-            for r in &plugin.manifest.resources {
-                resources.push(
-                    Resource::new(
-                        plugin_resource_uri(&plugin.manifest.name, &r.name),
-                        r.name.clone(),
-                    )
-                    .with_description(r.description.clone())
-                    .with_mime_type("application/json"),
-                );
-            }
-        }
-        Ok(ListResourcesResult::with_all_items(resources))
+        Ok(ListResourcesResult::with_all_items(resources::list(
+            &self.service,
+        )))
     }
 
     async fn read_resource(
@@ -182,20 +101,17 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        if request.uri != USAGE_URI {
-            return self.read_plugin_resource(&request.uri).await;
+        match resources::read(&self.service, &request.uri).await {
+            Ok(result) => Ok(result.into()),
+            Err(e @ ResourceError::NotFound(_)) => {
+                Err(ErrorData::resource_not_found(e.to_string(), None))
+            }
+            Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
         }
-        let report = serde_json::to_string_pretty(&self.tools.usage_report())
-            .map_err(|e| ErrorData::internal_error(format!("cannot encode usage: {e}"), None))?;
-        let contents = ResourceContents::text(report, USAGE_URI).with_mime_type("application/json");
-        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        if self.mesh.is_some() && name.starts_with(mesh_tools::PREFIX) {
-            return mesh_tools::list().into_iter().find(|t| t.name == name);
-        }
-        self.tools.get(name)
+        self.service.get(name)
     }
 
     async fn call_tool(
@@ -230,33 +146,14 @@ impl ServerHandler for McpServer {
             token: meta_text(META_TOKEN),
             budget: meta_text(META_BUDGET),
         };
-        let outcome = match &self.mesh {
-            Some(mesh) if request.name.starts_with(mesh_tools::PREFIX) => {
-                let mesh = mesh.clone();
-                let arguments = request.arguments.unwrap_or_default();
-                let sink = meta.progress;
-                let call = async move {
-                    let result =
-                        mesh_tools::call(&mesh, &request.name, &arguments, sink.as_ref()).await;
-                    drop(sink);
-                    result
-                };
-                Ok(match self.dispatch.run(call).await {
-                    Ok(value) => CallToolResult::structured(value),
-                    Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
-                })
-            }
-            _ => {
-                let tools = self.tools.clone();
-                let cancel = context.ct.clone();
-                let call = async move {
-                    tools
-                        .call(&request.name, request.arguments, meta, &cancel)
-                        .await
-                };
-                self.dispatch.run(call).await
-            }
+        let service = self.service.clone();
+        let cancel = context.ct.clone();
+        let call = async move {
+            service
+                .call(&request.name, request.arguments, meta, &cancel)
+                .await
         };
+        let outcome = self.dispatch.run(call).await;
         // The call's store (and with it the sink) is gone: let the forwarder
         // send what is queued, so every progress notification precedes the
         // result. Bounded, so a stalled client cannot hold the result back.

@@ -1,4 +1,5 @@
-//! The mesh service: what the MCP tools and the CLI ask of the mesh. It
+//! The mesh service: what the mesh tools (and through them the CLI) ask of
+//! the mesh. It
 //! owns the swarm's handles, what this host provides (kept in
 //! `<data>/p2p/offers.json` across restarts), and the policy for plugins
 //! that peers offer: fetched and installed only when signed by a trusted
@@ -25,8 +26,7 @@ use crate::capability::progress::ProgressSink;
 use crate::content_hash::ContentHash;
 use crate::plugin::install::install;
 use crate::plugin::trust::{Provenance, Signature};
-use crate::plugin::{Registry, Source};
-use crate::runtime::Runtime;
+use crate::plugin::{Loader, Registry, Source};
 
 /// The file that keeps what this host provides.
 const OFFERS_FILE: &str = "offers.json";
@@ -96,7 +96,7 @@ pub struct Mesh {
     listening: Arc<Mutex<Vec<Multiaddr>>>,
     trees: Arc<TreeCache>,
     blobs: Arc<BlobStore>,
-    runtime: Arc<Runtime>,
+    loader: Arc<Loader>,
     registry: Arc<Registry>,
     paths: MeshPaths,
     statuses: Mutex<HashMap<ContentHash, String>>,
@@ -124,12 +124,13 @@ impl Mesh {
     /// Starts the swarm and the service around it.
     pub async fn start(
         config: &P2pConfig,
-        runtime: Arc<Runtime>,
+        loader: Arc<Loader>,
         registry: Arc<Registry>,
         paths: MeshPaths,
         auto_install: bool,
     ) -> anyhow::Result<Arc<Self>> {
-        let blobs = runtime
+        let blobs = loader
+            .runtime()
             .stores()
             .blobs
             .clone()
@@ -165,7 +166,7 @@ impl Mesh {
             listening: started.listening,
             trees: started.trees,
             blobs,
-            runtime,
+            loader,
             registry,
             paths,
             statuses: Mutex::new(HashMap::new()),
@@ -209,7 +210,7 @@ impl Mesh {
             .offers()
             .map(|(hash, remote)| OfferView {
                 offer: remote.offer.clone(),
-                providers: remote.providers.iter().map(|p| p.to_string()).collect(),
+                providers: remote.providers.iter().map(ToString::to_string).collect(),
                 status: match remote.offer {
                     Offer::Plugin { .. } => Some(
                         statuses
@@ -435,23 +436,16 @@ impl Mesh {
             .ok_or_else(|| format!("no blob {hash} in the store"))?;
         let bundle = Bundle::decode(&bytes).map_err(|e| e.to_string())?;
         let manifest = bundle.manifest().map_err(|e| e.to_string())?;
-        let text = bundle.signature_text.as_deref().ok_or_else(|| {
-            "unsigned: a plugin from a peer must be signed by a trusted publisher".to_owned()
-        })?;
-        let signature = Signature::parse(text).map_err(|e| e.to_string())?;
-        signature
-            .verify(
-                bundle.manifest_text.as_bytes(),
-                &ContentHash::of(&bundle.component),
-            )
-            .map_err(|e| format!("tampered: {e}"))?;
-        if !self.runtime.trust().trusts(&signature.publisher) {
-            return Err(format!(
-                "signed by {}, which is not a trusted publisher (`[trust] publishers`)",
-                signature.publisher
-            ));
-        }
         let component = ContentHash::of(&bundle.component);
+        let signature = self
+            .loader
+            .trust()
+            .check_from_peer(
+                bundle.signature_text.as_deref(),
+                bundle.manifest_text.as_bytes(),
+                &component,
+            )
+            .map_err(|e| e.to_string())?;
         let snapshot = self.registry.snapshot();
         if let Some(loaded) = snapshot.plugin(&manifest.name)
             && loaded.hash == component
@@ -473,7 +467,7 @@ impl Mesh {
                 },
             )
             .map_err(|e| e.to_string())?;
-        let installed = install(&self.runtime, staging.path(), &self.paths.plugins_dir, true)
+        let installed = install(&self.loader, staging.path(), &self.paths.plugins_dir, true)
             .await
             .map_err(|e| e.to_string())?;
         let view = received(&installed.plugin, &signature, true);
@@ -519,7 +513,7 @@ async fn write_node_file(mesh: Arc<Mesh>, listeners: usize) {
     }
     let info = NodeInfo {
         peer_id: mesh.peer_id.to_string(),
-        addresses: mesh.addresses().iter().map(|a| a.to_string()).collect(),
+        addresses: mesh.addresses().iter().map(ToString::to_string).collect(),
         pid: std::process::id(),
     };
     let path = mesh.paths.state_dir.join(NODE_FILE);
@@ -558,7 +552,7 @@ async fn handle_events(
         let trusted = publisher
             .as_deref()
             .and_then(|p| p.parse().ok())
-            .is_some_and(|key| mesh.runtime.trust().trusts(&key));
+            .is_some_and(|key| mesh.loader.trust().trusts(&key));
         if !trusted {
             let why = match publisher {
                 None => "not installed: unsigned".to_owned(),

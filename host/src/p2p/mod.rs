@@ -10,12 +10,10 @@
 //! - [`peers`]: what the host knows of its peers: TTL, strikes, offers.
 //! - [`swarm`]: the libp2p swarm and its event loop.
 //! - [`fetch`]: getting a blob from one or several providers.
-//! - [`mesh`]: the service the MCP tools and the CLI use: peers, offers,
-//!   publish, fetch, install.
-//! - [`control`]: the local socket the CLI reaches a running host through.
+//! - [`mesh`]: the service the mesh tools use: peers, offers, publish,
+//!   fetch, install.
 
 pub mod bundle;
-pub mod control;
 pub mod fetch;
 pub mod identity;
 pub mod mesh;
@@ -35,7 +33,7 @@ pub use mesh::Mesh;
 /// Locks `m`, recovering the data if a holder panicked (the mesh's state
 /// stays usable: every update to it is a single step).
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The environment variable that adds bootstrap peers (multiaddrs separated

@@ -239,7 +239,7 @@ impl PeerBook {
             .iter()
             .map(|(id, e)| PeerView {
                 id: id.to_string(),
-                addresses: e.addresses.iter().map(|a| a.to_string()).collect(),
+                addresses: e.addresses.iter().map(ToString::to_string).collect(),
                 connected: e.connected,
                 last_seen_ms: now.saturating_duration_since(e.last_seen).as_millis() as u64,
                 strikes: e.strikes,

@@ -503,7 +503,7 @@ impl Driver {
                         });
                     }
                     Err(e) => {
-                        self.strike(propagation_source, &format!("malformed announcement: {e}"))
+                        self.strike(propagation_source, &format!("malformed announcement: {e}"));
                     }
                 }
             }

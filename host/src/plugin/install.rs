@@ -8,12 +8,10 @@
 //! the plugin once.)
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use super::loader::{self, LoadError, LoadedPlugin};
+use super::loader::{LoadError, LoadedPlugin, Loader};
 use super::manifest::MANIFEST_FILE;
 use super::trust::{PROVENANCE_FILE, SIGNATURE_FILE};
-use crate::runtime::Runtime;
 
 /// Why an install did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +58,7 @@ pub struct Installed {
 /// Installs the plugin at `source` (its directory, or its `plugin.toml`) into
 /// `plugins_dir`.
 pub async fn install(
-    runtime: &Arc<Runtime>,
+    loader: &Loader,
     source: &Path,
     plugins_dir: &Path,
     force: bool,
@@ -70,7 +68,8 @@ pub async fn install(
     } else {
         source.to_owned()
     };
-    let plugin = loader::load_dir(runtime, &source_dir)
+    let plugin = loader
+        .load_dir(&source_dir)
         .await
         .map_err(|error| InstallError::Invalid {
             path: source_dir.clone(),

@@ -1,22 +1,31 @@
-//! Turns a plugin (a directory, or a bundled manifest and component) into a
-//! [`LoadedPlugin`]: manifest checked, component hash verified, compiled (or
-//! loaded from the compile cache), WIT version and capabilities checked,
-//! linked, and its tools listed and validated. Each failure is a
-//! [`LoadError`] that says what is wrong and where.
+//! The loader: turns a plugin (a directory, or a bundled manifest and
+//! component) into a [`LoadedPlugin`]: manifest checked, signature and trust
+//! decided, component hash verified, compiled (or loaded from the compile
+//! cache), WIT version and capabilities checked, access decided, linked, and
+//! its tools listed and validated. Each failure is a [`LoadError`] that says
+//! what is wrong and where.
+//!
+//! The loader owns the policy a plugin is loaded under (levels, trust,
+//! the operator's plugin configurations, the files root); the runtime it
+//! loads into only enforces what the loader decided.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::component::Component;
 
-use super::bundled::BundledPlugin;
+use super::access;
+use super::bundled::{BUNDLED, BundledPlugin};
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
+use super::registry::{LoadFailure, Snapshot};
 use super::tool::{MAX_TOOLS, Tool};
 use super::trust::{
-    PROVENANCE_FILE, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError, Trust,
-    TrustPolicy,
+    PROVENANCE_FILE, PeerRefusal, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError,
+    Trust, TrustPolicy,
 };
-use crate::capability::grant;
+use crate::config::{Config, ConfigError};
+use crate::level::Levels;
 use crate::runtime::{Origin, PluginCode, Runtime};
 
 /// The `toolmesh:plugin` version this host implements.
@@ -162,20 +171,224 @@ fn read_dir(dir: &Path) -> Result<DirContents, LoadError> {
     })
 }
 
-/// Loads the plugin in directory `dir`.
-pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> Result<LoadedPlugin, LoadError> {
-    let plugin = read_dir(dir)?;
-    let trust = trust_of(runtime.trust(), dir, plugin.text.as_bytes(), &plugin.hash)?;
-    let source = Source::Dir(dir.to_owned());
-    load(
-        runtime,
-        plugin.manifest,
-        plugin.wasm,
-        plugin.hash,
-        source,
-        trust,
-    )
-    .await
+/// Which plugins to load.
+#[derive(Debug, Clone)]
+pub struct PluginSet {
+    /// Load the plugins built into the binary.
+    pub bundled: bool,
+    /// Load every plugin in this directory. A plugin here replaces a bundled
+    /// plugin of the same name.
+    pub dir: Option<PathBuf>,
+}
+
+/// Loads plugins into a runtime under the operator's policy.
+pub struct Loader {
+    runtime: Arc<Runtime>,
+    levels: Levels,
+    trust: TrustPolicy,
+    plugin_configs: BTreeMap<String, Arc<str>>,
+    files_root: Option<PathBuf>,
+}
+
+impl Loader {
+    /// A loader into `runtime` with `config`'s levels, trust policy, plugin
+    /// configurations and files directory.
+    pub fn new(runtime: Arc<Runtime>, config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            runtime,
+            levels: config.levels()?,
+            trust: config.trust.clone(),
+            plugin_configs: config
+                .plugin_configs()
+                .into_iter()
+                .map(|(name, json)| (name, Arc::from(json)))
+                .collect(),
+            files_root: Some(config.files_dir()),
+        })
+    }
+
+    /// The runtime plugins load into.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The security levels plugins run at.
+    pub fn levels(&self) -> &Levels {
+        &self.levels
+    }
+
+    /// The operator's trust policy.
+    pub fn trust(&self) -> &TrustPolicy {
+        &self.trust
+    }
+
+    /// Loads every plugin of `set`. Broken plugins are skipped and reported;
+    /// the rest load.
+    pub async fn load_all(&self, set: &PluginSet) -> (Snapshot, Vec<LoadFailure>) {
+        let mut loaded = Vec::new();
+        let mut failures = Vec::new();
+        let mut dir_plugins = Vec::new();
+        if let Some(dir) = &set.dir {
+            match plugin_dirs(dir) {
+                Ok(dirs) => {
+                    for path in dirs {
+                        match self.load_dir(&path).await {
+                            Ok(plugin) => dir_plugins.push(plugin),
+                            Err(error) => failures.push(LoadFailure {
+                                source: Source::Dir(path),
+                                error,
+                            }),
+                        }
+                    }
+                }
+                Err(error) => failures.push(LoadFailure {
+                    source: Source::Dir(dir.clone()),
+                    error,
+                }),
+            }
+        }
+        if set.bundled {
+            for bundled in BUNDLED {
+                match self.load_bundled(bundled).await {
+                    Ok(plugin)
+                        if dir_plugins
+                            .iter()
+                            .any(|p| p.manifest.name == plugin.manifest.name) =>
+                    {
+                        tracing::info!(
+                            plugin = %plugin.manifest.name,
+                            "the plugin directory overrides the bundled plugin"
+                        );
+                    }
+                    Ok(plugin) => loaded.push(plugin),
+                    Err(error) => failures.push(LoadFailure {
+                        source: Source::Bundled,
+                        error,
+                    }),
+                }
+            }
+        }
+        loaded.extend(dir_plugins);
+        let (snapshot, duplicates) = Snapshot::new(loaded);
+        failures.extend(duplicates);
+        (snapshot, failures)
+    }
+
+    /// Loads the plugin in directory `dir`.
+    pub async fn load_dir(&self, dir: &Path) -> Result<LoadedPlugin, LoadError> {
+        let plugin = read_dir(dir)?;
+        let trust = trust_of(&self.trust, dir, plugin.text.as_bytes(), &plugin.hash)?;
+        let source = Source::Dir(dir.to_owned());
+        self.load(plugin.manifest, plugin.wasm, plugin.hash, source, trust)
+            .await
+    }
+
+    /// Loads a plugin built into the host.
+    pub async fn load_bundled(&self, bundled: &BundledPlugin) -> Result<LoadedPlugin, LoadError> {
+        let manifest = Manifest::parse(bundled.manifest).map_err(LoadError::Manifest)?;
+        self.load(
+            manifest,
+            bundled.component.to_vec(),
+            ContentHash::of(bundled.component),
+            Source::Bundled,
+            Trust::Bundled,
+        )
+        .await
+    }
+
+    /// Loads a plugin whose component `wasm` hashes to `actual`.
+    async fn load(
+        &self,
+        manifest: Manifest,
+        wasm: Vec<u8>,
+        actual: ContentHash,
+        source: Source,
+        trust: Trust,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let level = self
+            .levels
+            .capped(&manifest.level, self.trust.ceiling(&trust))
+            .map_err(LoadError::Level)?;
+        if level.name != manifest.level {
+            tracing::warn!(
+                plugin = %manifest.name,
+                "asks for level `{}` but runs at `{}`: {trust}",
+                manifest.level,
+                level.name
+            );
+        }
+        let hash = verify_hash(&manifest, actual)?;
+        check_header(&wasm)?;
+        // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
+        let compiler = self.runtime.clone();
+        let (component, origin) =
+            tokio::task::spawn_blocking(move || compiler.compile(&wasm, &hash))
+                .await
+                .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
+                .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        check_interfaces(&self.runtime, &component, &manifest)?;
+        let access = access::decide(&manifest, &level, self.files_root.as_deref());
+        for refused in &access.refused {
+            tracing::warn!(plugin = %manifest.name, "not granted: {refused}");
+        }
+        let config = self
+            .plugin_configs
+            .get(&manifest.name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("{}"));
+        let code = self
+            .runtime
+            .prepare(&manifest.name, level, access, config, &component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let specs = self
+            .runtime
+            .list_tools(&code)
+            .await
+            .map_err(|e| LoadError::List(e.to_string()))?;
+        if specs.len() > MAX_TOOLS {
+            return Err(LoadError::Tool(format!(
+                "the plugin lists {} tools; at most {MAX_TOOLS} are allowed",
+                specs.len()
+            )));
+        }
+        let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let mut tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
+            tool.requires = manifest.requires.get(&tool.name).cloned();
+            if tools.iter().any(|t| t.name == tool.name) {
+                return Err(LoadError::Tool(format!(
+                    "tool `{}` is listed twice",
+                    tool.name
+                )));
+            }
+            tools.push(Arc::new(tool));
+        }
+        let has_tool = |name: &str| tools.iter().any(|t| t.name == name);
+        for tool in manifest.requires.keys() {
+            if !has_tool(tool) {
+                return Err(LoadError::Manifest(format!(
+                    "`[tools.{tool}]` names a tool the plugin does not have"
+                )));
+            }
+        }
+        for resource in &manifest.resources {
+            if !has_tool(&resource.tool) {
+                return Err(LoadError::Manifest(format!(
+                    "resource `{}` is served by tool `{}`, which the plugin does not have",
+                    resource.name, resource.tool
+                )));
+            }
+        }
+        Ok(LoadedPlugin {
+            manifest,
+            source,
+            hash,
+            trust,
+            origin,
+            code,
+            tools,
+        })
+    }
 }
 
 /// Signs the plugin in `dir` with `keypair` (its manifest must state the
@@ -208,7 +421,23 @@ fn trust_of(
             Err(source) => Err(LoadError::Read { path, source }),
         }
     };
-    let signature = match optional(SIGNATURE_FILE)? {
+    let signature_text = optional(SIGNATURE_FILE)?;
+    if let Some(text) = optional(PROVENANCE_FILE)? {
+        let provenance: Provenance = toml::from_str(&text)
+            .map_err(|e| LoadError::Manifest(format!("bad {PROVENANCE_FILE}: {}", e.message())))?;
+        return match policy.check_from_peer(signature_text.as_deref(), manifest_text, component) {
+            Ok(s) => Ok(Trust::FromPeer {
+                publisher: s.publisher,
+                peer: provenance.peer,
+            }),
+            Err(PeerRefusal::Tampered(e)) => Err(LoadError::Signature(e)),
+            Err(refusal) => Err(LoadError::Untrusted(format!(
+                "received from peer {}: {refusal}",
+                provenance.peer
+            ))),
+        };
+    }
+    let signature = match signature_text {
         Some(text) => {
             let signature = Signature::parse(&text)?;
             signature.verify(manifest_text, component)?;
@@ -216,20 +445,6 @@ fn trust_of(
         }
         None => None,
     };
-    if let Some(text) = optional(PROVENANCE_FILE)? {
-        let provenance: Provenance = toml::from_str(&text)
-            .map_err(|e| LoadError::Manifest(format!("bad {PROVENANCE_FILE}: {}", e.message())))?;
-        return match signature {
-            Some(s) if policy.trusts(&s.publisher) => Ok(Trust::FromPeer {
-                publisher: s.publisher,
-                peer: provenance.peer,
-            }),
-            _ => Err(LoadError::Untrusted(format!(
-                "received from peer {} but not signed by a trusted publisher",
-                provenance.peer
-            ))),
-        };
-    }
     let trust = policy.classify(signature.as_ref());
     if policy.ceiling(&trust) == Some(REFUSE) {
         return Err(LoadError::Untrusted(format!(
@@ -240,23 +455,6 @@ fn trust_of(
     Ok(trust)
 }
 
-/// Loads a plugin built into the host.
-pub async fn load_bundled(
-    runtime: &Arc<Runtime>,
-    bundled: &BundledPlugin,
-) -> Result<LoadedPlugin, LoadError> {
-    let manifest = Manifest::parse(bundled.manifest).map_err(LoadError::Manifest)?;
-    load(
-        runtime,
-        manifest,
-        bundled.component.to_vec(),
-        ContentHash::of(bundled.component),
-        Source::Bundled,
-        Trust::Bundled,
-    )
-    .await
-}
-
 fn read_to_string(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
@@ -264,90 +462,26 @@ fn read_to_string(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-/// Loads a plugin whose component `wasm` hashes to `actual`.
-async fn load(
-    runtime: &Arc<Runtime>,
-    manifest: Manifest,
-    wasm: Vec<u8>,
-    actual: ContentHash,
-    source: Source,
-    trust: Trust,
-) -> Result<LoadedPlugin, LoadError> {
-    let level = runtime
-        .levels()
-        .capped(&manifest.level, runtime.trust().ceiling(&trust))
-        .map_err(LoadError::Level)?;
-    if level.name != manifest.level {
-        tracing::warn!(
-            plugin = %manifest.name,
-            "asks for level `{}` but runs at `{}`: {trust}",
-            manifest.level,
-            level.name
-        );
-    }
-    let hash = verify_hash(&manifest, actual)?;
-    check_header(&wasm)?;
-    // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
-    let compiler = runtime.clone();
-    let (component, origin) = tokio::task::spawn_blocking(move || compiler.compile(&wasm, &hash))
-        .await
-        .map_err(|e| LoadError::NotAComponent(format!("the compiler stopped: {e}")))?
-        .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
-    check_interfaces(runtime, &component, &manifest)?;
-    let grants = grant::decide(&manifest, &level, runtime.stores().files_root.as_deref());
-    for refused in &grants.refused {
-        tracing::warn!(plugin = %manifest.name, "not granted: {refused}");
-    }
-    let code = runtime
-        .prepare(&manifest.name, level, grants, &component)
-        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let specs = runtime
-        .list_tools(&code)
-        .await
-        .map_err(|e| LoadError::List(e.to_string()))?;
-    if specs.len() > MAX_TOOLS {
-        return Err(LoadError::Tool(format!(
-            "the plugin lists {} tools; at most {MAX_TOOLS} are allowed",
-            specs.len()
-        )));
-    }
-    let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let mut tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
-        tool.requires = manifest.requires.get(&tool.name).cloned();
-        if tools.iter().any(|t| t.name == tool.name) {
-            return Err(LoadError::Tool(format!(
-                "tool `{}` is listed twice",
-                tool.name
-            )));
-        }
-        tools.push(Arc::new(tool));
-    }
-    let has_tool = |name: &str| tools.iter().any(|t| t.name == name);
-    for tool in manifest.requires.keys() {
-        if !has_tool(tool) {
-            return Err(LoadError::Manifest(format!(
-                "`[tools.{tool}]` names a tool the plugin does not have"
-            )));
-        }
-    }
-    for resource in &manifest.resources {
-        if !has_tool(&resource.tool) {
-            return Err(LoadError::Manifest(format!(
-                "resource `{}` is served by tool `{}`, which the plugin does not have",
-                resource.name, resource.tool
-            )));
-        }
-    }
-    Ok(LoadedPlugin {
-        manifest,
+/// The plugin directories inside `dir`, sorted by name. Hidden entries (an
+/// install in progress) and plain files are passed over; a directory without
+/// a manifest is kept, so that loading it reports the missing file.
+fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: dir.to_owned(),
         source,
-        hash,
-        trust,
-        origin,
-        code,
-        tools,
-    })
+    };
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let path = entry.path();
+        if hidden || !path.is_dir() {
+            continue;
+        }
+        dirs.push(path);
+    }
+    dirs.sort();
+    Ok(dirs)
 }
 
 /// The component's hash, if the manifest states it and it is `actual`.

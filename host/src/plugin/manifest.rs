@@ -48,7 +48,7 @@ pub struct Manifest {
     /// The security level the plugin asks for.
     pub level: String,
     /// The host interfaces the plugin asks for (a subset of
-    /// [`Capability::IMPORTS`]).
+    /// [`Capability::imports`]).
     pub capabilities: Vec<Capability>,
     /// The directories it asks to see.
     pub fs: Vec<FsRequest>,
@@ -185,10 +185,7 @@ impl Manifest {
             .iter()
             .map(|c| c.parse())
             .collect::<Result<Vec<Capability>, _>>()?;
-        if let Some(other) = capabilities
-            .iter()
-            .find(|c| !Capability::IMPORTS.contains(c))
-        {
+        if let Some(other) = capabilities.iter().find(|c| c.interface().is_none()) {
             return Err(format!(
                 "`{other}` does not go in `capabilities` (which lists host interfaces: log, kv, \
                  blobs, progress): ask for directories with `[[fs]]` tables and for environment \

@@ -1,6 +1,8 @@
-//! Plugins: manifests, signatures and trust, loading and verification, the registry of loaded
-//! plugins, the bundled set, and installing into the plugin directory.
+//! Plugins: manifests, signatures and trust, what a plugin may access, the
+//! loader, the registry of loaded plugins, the bundled set, and installing
+//! into the plugin directory.
 
+pub mod access;
 pub mod bundled;
 pub mod install;
 pub mod loader;
@@ -9,5 +11,5 @@ pub mod registry;
 pub mod tool;
 pub mod trust;
 
-pub use loader::{LoadError, LoadedPlugin, Source};
-pub use registry::{LoadFailure, PluginSet, Registry, Snapshot, load_all};
+pub use loader::{LoadError, LoadedPlugin, Loader, PluginSet, Source};
+pub use registry::{LoadFailure, Registry, Snapshot};

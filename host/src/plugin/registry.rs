@@ -3,13 +3,10 @@
 //! swaps it in whole, so a call never sees half a change.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::bundled::BUNDLED;
-use super::loader::{self, LoadError, LoadedPlugin, Source};
+use super::loader::{LoadError, LoadedPlugin, Source};
 use super::tool::{NAMESPACE_SEPARATOR, Tool};
-use crate::runtime::Runtime;
 
 /// A plugin that was not loaded, and why.
 #[derive(Debug)]
@@ -175,88 +172,4 @@ impl Registry {
         }
         self.version.send_modify(|v| *v += 1);
     }
-}
-
-/// Which plugins to load.
-#[derive(Debug, Clone)]
-pub struct PluginSet {
-    /// Load the plugins built into the binary.
-    pub bundled: bool,
-    /// Load every plugin in this directory. A plugin here replaces a bundled
-    /// plugin of the same name.
-    pub dir: Option<PathBuf>,
-}
-
-/// Loads every plugin of `set`. Broken plugins are skipped and reported; the
-/// rest load.
-pub async fn load_all(runtime: &Arc<Runtime>, set: &PluginSet) -> (Snapshot, Vec<LoadFailure>) {
-    let mut loaded = Vec::new();
-    let mut failures = Vec::new();
-    let mut dir_plugins = Vec::new();
-    if let Some(dir) = &set.dir {
-        match plugin_dirs(dir) {
-            Ok(dirs) => {
-                for path in dirs {
-                    match loader::load_dir(runtime, &path).await {
-                        Ok(plugin) => dir_plugins.push(plugin),
-                        Err(error) => failures.push(LoadFailure {
-                            source: Source::Dir(path),
-                            error,
-                        }),
-                    }
-                }
-            }
-            Err(error) => failures.push(LoadFailure {
-                source: Source::Dir(dir.clone()),
-                error,
-            }),
-        }
-    }
-    if set.bundled {
-        for bundled in BUNDLED {
-            match loader::load_bundled(runtime, bundled).await {
-                Ok(plugin)
-                    if dir_plugins
-                        .iter()
-                        .any(|p| p.manifest.name == plugin.manifest.name) =>
-                {
-                    tracing::info!(
-                        plugin = %plugin.manifest.name,
-                        "the plugin directory overrides the bundled plugin"
-                    );
-                }
-                Ok(plugin) => loaded.push(plugin),
-                Err(error) => failures.push(LoadFailure {
-                    source: Source::Bundled,
-                    error,
-                }),
-            }
-        }
-    }
-    loaded.extend(dir_plugins);
-    let (snapshot, duplicates) = Snapshot::new(loaded);
-    failures.extend(duplicates);
-    (snapshot, failures)
-}
-
-/// The plugin directories inside `dir`, sorted by name. Hidden entries (an
-/// install in progress) and plain files are passed over; a directory without
-/// a manifest is kept, so that loading it reports the missing file.
-fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let read_error = |source| LoadError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_error)? {
-        let entry = entry.map_err(read_error)?;
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        let path = entry.path();
-        if hidden || !path.is_dir() {
-            continue;
-        }
-        dirs.push(path);
-    }
-    dirs.sort();
-    Ok(dirs)
 }

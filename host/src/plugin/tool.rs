@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::runtime::bindings::ToolSpec;
 use crate::usage::ToolUsage;
+use crate::wit::ToolSpec;
 
 /// Separates the plugin name from the tool name in a qualified tool name.
 /// Plugin names cannot contain `_`, so the first `__` always splits correctly.
@@ -39,6 +39,9 @@ pub struct Hints {
 pub struct Tool {
     /// `<plugin>__<tool>`: the name agents call.
     pub qualified_name: String,
+    /// Whose tool it is: the plugin's name (or `mesh` for the host's mesh
+    /// tools), the part of the qualified name before the separator.
+    pub namespace: String,
     /// The name inside the plugin, passed to the guest.
     pub name: String,
     /// A human-readable title.
@@ -69,7 +72,8 @@ impl std::fmt::Debug for Tool {
 }
 
 impl Tool {
-    /// Checks a spec from plugin `plugin` and compiles its schemas.
+    /// Checks a spec from plugin (or host namespace) `plugin` and compiles
+    /// its schemas.
     pub fn from_spec(plugin: &str, spec: ToolSpec) -> Result<Self, String> {
         check_tool_name(&spec.name)?;
         let qualified_name = format!("{plugin}{NAMESPACE_SEPARATOR}{}", spec.name);
@@ -95,6 +99,7 @@ impl Tool {
         };
         Ok(Self {
             qualified_name,
+            namespace: plugin.to_owned(),
             name: spec.name,
             title: spec.title,
             description: spec.description,
@@ -203,7 +208,7 @@ fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Va
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::ToolHints;
+    use crate::wit::ToolHints;
 
     fn spec(name: &str, input: &str, output: Option<&str>) -> ToolSpec {
         ToolSpec {

@@ -269,6 +269,20 @@ pub struct Provenance {
 /// The value of [`TrustPolicy::unsigned`] that refuses unsigned plugins.
 pub const REFUSE: &str = "none";
 
+/// Why a plugin from a peer is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerRefusal {
+    /// It carries no signature.
+    #[error("unsigned: a plugin from a peer must be signed by a trusted publisher")]
+    Unsigned,
+    /// Its signature is malformed or does not match it.
+    #[error("tampered: {0}")]
+    Tampered(#[from] SignatureError),
+    /// A valid signature, by a key the operator does not trust.
+    #[error("signed by {0}, which is not a trusted publisher (`[trust] publishers`)")]
+    Untrusted(PublisherKey),
+}
+
 impl TrustPolicy {
     /// Whether `key` is a trusted publisher.
     pub fn trusts(&self, key: &PublisherKey) -> bool {
@@ -283,6 +297,23 @@ impl TrustPolicy {
             Trust::Local { .. } => self.unsigned.as_deref(),
             Trust::FromPeer { .. } => Some(&self.peer),
         }
+    }
+
+    /// Checks a plugin that came from a peer: `signature` (the text of its
+    /// `plugin.sig`) must be there, match `manifest_text` and `component`
+    /// exactly, and name a trusted publisher. Returns the signature.
+    pub fn check_from_peer(
+        &self,
+        signature: Option<&str>,
+        manifest_text: &[u8],
+        component: &ContentHash,
+    ) -> Result<Signature, PeerRefusal> {
+        let signature = Signature::parse(signature.ok_or(PeerRefusal::Unsigned)?)?;
+        signature.verify(manifest_text, component)?;
+        if !self.trusts(&signature.publisher) {
+            return Err(PeerRefusal::Untrusted(signature.publisher));
+        }
+        Ok(signature)
     }
 
     /// The trust a local plugin earns with `signature` (already verified).

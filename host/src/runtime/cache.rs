@@ -67,7 +67,7 @@ impl CompileCache {
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, Origin::Cached)),
                 Err(e) => {
-                    tracing::debug!(path = %path.display(), "cached component unusable, recompiling: {e:#}")
+                    tracing::debug!(path = %path.display(), "cached component unusable, recompiling: {e:#}");
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! under the plugin's security level (fuel, memory, handles, deadline, output
 //! size) and the caller's cancellation.
 
-pub mod bindings;
 pub mod cache;
 mod engine;
 mod state;
@@ -14,21 +13,20 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
+use wasmtime::component::{Component, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::capability::grant::Grants;
 use crate::capability::progress::ProgressSink;
-use crate::capability::{Capability, HostStores};
+use crate::capability::{Access, CallCapabilities, CallScope, HostStores, PluginScope};
 use crate::config::RuntimeConfig;
-use crate::level::{Level, Levels};
-use crate::plugin::manifest::ContentHash;
-use crate::plugin::trust::TrustPolicy;
-use bindings::{CallContext, Plugin, PluginPre, ToolError, ToolOutput, ToolSpec};
+use crate::content_hash::ContentHash;
+use crate::level::Level;
+use crate::wit::{CallContext, PluginPre, ToolError, ToolOutput, ToolSpec};
 pub use cache::Origin;
 pub use engine::EPOCH_TICK;
-use state::{CallState, STDERR_CAPACITY, wasi_ctx};
+pub use state::CallState;
+use state::STDERR_CAPACITY;
 
 /// Why a call into a plugin did not return a result.
 #[derive(Debug, thiserror::Error)]
@@ -115,12 +113,12 @@ pub struct GuestUsage {
 }
 
 /// A plugin's compiled component, linked and ready to instantiate, with the
-/// security level its calls run under.
+/// security level its calls run under and what it may access.
 #[derive(Clone)]
 pub struct PluginCode {
     name: Arc<str>,
     level: Arc<Level>,
-    grants: Arc<Grants>,
+    access: Arc<Access>,
     config: Arc<str>,
     pre: PluginPre<CallState>,
 }
@@ -136,43 +134,57 @@ impl PluginCode {
         &self.level
     }
 
-    /// What it was granted.
-    pub fn grants(&self) -> &Grants {
-        &self.grants
+    /// What it may access.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 }
 
-/// The runtime shared by every plugin.
+/// What a guest is asked to do: list its tools, or run one.
+enum Export<'a> {
+    ListTools,
+    Call {
+        ctx: &'a CallContext,
+        tool: &'a str,
+        arguments: &'a str,
+    },
+}
+
+/// What the guest answered.
+enum Exported {
+    Tools(Vec<ToolSpec>),
+    Output(Result<ToolOutput, ToolError>),
+}
+
+/// The runtime shared by every plugin: the engine, the linker, the compile
+/// cache, and calls. What a plugin may do is decided before it gets here
+/// (by the loader); the runtime enforces it.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: Option<cache::CompileCache>,
     slots: Semaphore,
-    levels: Levels,
     stores: HostStores,
-    plugin_configs: std::collections::BTreeMap<String, Arc<str>>,
-    trust: TrustPolicy,
     _ticker: engine::EpochTicker,
 }
 
 impl Runtime {
-    /// Builds the engine (linear memories up to the largest any level
-    /// allows), the linker (WASI p2 with nothing granted, plus the
-    /// `toolmesh:plugin` imports) and the epoch ticker.
+    /// Builds the engine (linear memories up to `max_memory_bytes`, the
+    /// largest any level allows), the linker (every capability's
+    /// interfaces) and the epoch ticker.
     pub fn new(
         config: &RuntimeConfig,
-        levels: Levels,
+        max_memory_bytes: usize,
         cache_dir: Option<PathBuf>,
         stores: HostStores,
     ) -> anyhow::Result<Self> {
         let engine = engine::new_engine(
             config.max_concurrent_calls,
-            levels.max_memory_bytes(),
+            max_memory_bytes,
             config.fuel_metering,
         )?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        CallCapabilities::add_to_linker(&mut linker)?;
         let cache = cache_dir.map(|dir| cache::CompileCache::new(dir, &engine));
         let ticker = engine::EpochTicker::start(engine.clone())?;
         Ok(Self {
@@ -180,42 +192,9 @@ impl Runtime {
             linker,
             cache,
             slots: Semaphore::new(config.max_concurrent_calls as usize),
-            levels,
             stores,
-            plugin_configs: Default::default(),
-            trust: TrustPolicy::default(),
             _ticker: ticker,
         })
-    }
-
-    /// The security levels calls run under.
-    pub fn levels(&self) -> &Levels {
-        &self.levels
-    }
-
-    /// Sets each plugin's configuration (JSON object text, by plugin name),
-    /// handed to it through the `config` interface.
-    pub fn with_plugin_configs(
-        mut self,
-        configs: impl IntoIterator<Item = (String, String)>,
-    ) -> Self {
-        self.plugin_configs = configs
-            .into_iter()
-            .map(|(name, json)| (name, Arc::from(json)))
-            .collect();
-        self
-    }
-
-    /// Sets the operator's trust policy: which publishers are trusted and
-    /// the level ceilings of everything else.
-    pub fn with_trust(mut self, trust: TrustPolicy) -> Self {
-        self.trust = trust;
-        self
-    }
-
-    /// The operator's trust policy.
-    pub fn trust(&self) -> &TrustPolicy {
-        &self.trust
     }
 
     /// The stores behind the capabilities.
@@ -240,47 +219,35 @@ impl Runtime {
         }
     }
 
-    /// Links `component` against the host's imports. Fails with wasmtime's
-    /// message when it imports something the host does not provide or does
-    /// not export the `tools` interface.
+    /// Links `component` against the host's imports, for plugin `name`
+    /// running at `level` with `access` and the operator's `config` (JSON
+    /// object text). Fails with wasmtime's message when it imports something
+    /// the host does not provide or does not export the `tools` interface.
     pub fn prepare(
         &self,
         name: &str,
         level: Arc<Level>,
-        grants: Grants,
+        access: Access,
+        config: Arc<str>,
         component: &Component,
     ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
-        let config = self
-            .plugin_configs
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Arc::from("{}"));
         Ok(PluginCode {
             name: name.into(),
             level,
-            grants: Arc::new(grants),
+            access: Arc::new(access),
             config,
             pre: PluginPre::new(pre)?,
         })
     }
 
-    /// Asks the plugin for its tools.
+    /// Asks the plugin for its tools, under its level's quotas.
     pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
         let cancel = CancellationToken::new();
-        // Declared before the store, so dropped after it: the pool slot is
-        // free again before the next call can take the permit.
-        let _slot = self.acquire_slot(&cancel).await?;
-        let (mut store, stderr) = self.new_store(code, None)?;
-        let run = async {
-            let plugin = code.pre.instantiate_async(&mut store).await?;
-            plugin
-                .toolmesh_plugin_tools()
-                .call_list_tools(&mut store)
-                .await
-        };
-        let outcome = self.guarded(run, &cancel, &code.level, &stderr).await;
-        quota_error(outcome, &store, &code.level)
+        match self.run(code, Export::ListTools, &cancel, None).await.0? {
+            Exported::Tools(specs) => Ok(specs),
+            Exported::Output(_) => unreachable!("list-tools answers with tools"),
+        }
     }
 
     /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
@@ -296,7 +263,42 @@ impl Runtime {
         cancel: &CancellationToken,
         progress: Option<ProgressSink>,
     ) -> (Result<ToolOutput, CallError>, GuestUsage) {
-        // Declared before the store, so dropped after it (see `list_tools`).
+        let export = Export::Call {
+            ctx,
+            tool,
+            arguments,
+        };
+        let (outcome, usage) = self.run(code, export, cancel, progress).await;
+        let checked = outcome.and_then(|exported| {
+            let output = match exported {
+                Exported::Output(output) => output.map_err(CallError::Tool)?,
+                Exported::Tools(_) => unreachable!("call answers with an output"),
+            };
+            let size = output_size(&output);
+            if size > code.level.max_output_bytes {
+                return Err(CallError::OutputTooLarge {
+                    size,
+                    limit: code.level.max_output_bytes,
+                    level: code.level.name.clone(),
+                });
+            }
+            Ok(output)
+        });
+        (checked, usage)
+    }
+
+    /// Runs `export` in a fresh instance of `code`: a call slot, a store
+    /// with the plugin's capabilities, the guest under the deadline and
+    /// `cancel`, and the quota that stopped it named.
+    async fn run(
+        &self,
+        code: &PluginCode,
+        export: Export<'_>,
+        cancel: &CancellationToken,
+        progress: Option<ProgressSink>,
+    ) -> (Result<Exported, CallError>, GuestUsage) {
+        // Declared before the store, so dropped after it: the pool slot is
+        // free again before the next call can take the permit.
         let _slot = match self.acquire_slot(cancel).await {
             Ok(slot) => slot,
             Err(e) => return (Err(e), GuestUsage::default()),
@@ -307,10 +309,18 @@ impl Runtime {
         };
         let run = async {
             let plugin = code.pre.instantiate_async(&mut store).await?;
-            plugin
-                .toolmesh_plugin_tools()
-                .call_call(&mut store, ctx, tool, arguments)
-                .await
+            let tools = plugin.toolmesh_plugin_tools();
+            match export {
+                Export::ListTools => tools.call_list_tools(&mut store).await.map(Exported::Tools),
+                Export::Call {
+                    ctx,
+                    tool,
+                    arguments,
+                } => tools
+                    .call_call(&mut store, ctx, tool, arguments)
+                    .await
+                    .map(Exported::Output),
+            }
         };
         let outcome = self.guarded(run, cancel, &code.level, &stderr).await;
         let usage = GuestUsage {
@@ -318,23 +328,10 @@ impl Runtime {
             fuel: store.get_fuel().map_or(0, |left| code.level.fuel - left),
             peak_memory_bytes: store.data().peak_memory(),
         };
-        let checked = quota_error(outcome, &store, &code.level)
-            .and_then(|r| r.map_err(CallError::Tool))
-            .and_then(|output| {
-                let size = output_size(&output);
-                if size > code.level.max_output_bytes {
-                    return Err(CallError::OutputTooLarge {
-                        size,
-                        limit: code.level.max_output_bytes,
-                        level: code.level.name.clone(),
-                    });
-                }
-                Ok(output)
-            });
-        (checked, usage)
+        (quota_error(outcome, &store, &code.level), usage)
     }
 
-    /// A store for one call into `code`, with the plugin's grants.
+    /// A store for one call into `code`, with the plugin's capabilities.
     fn new_store(
         &self,
         code: &PluginCode,
@@ -342,28 +339,19 @@ impl Runtime {
     ) -> Result<(Store<CallState>, MemoryOutputPipe), CallError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let level = &code.level;
-        let grants = &code.grants;
-        let wasi = wasi_ctx(grants, stderr.clone()).map_err(CallError::Host)?;
-        let mut state = CallState::new(code.name.clone(), wasi, level.memory_bytes, level.handles)
-            .with_config(code.config.clone());
-        if grants.has(Capability::Log) {
-            state = state.with_log();
-        }
-        if grants.has(Capability::Kv)
-            && let Some(kv) = &self.stores.kv
-        {
-            state = state.with_kv(kv.scoped(&code.name, level.kv_bytes));
-        }
-        if grants.has(Capability::Blobs)
-            && let Some(blobs) = &self.stores.blobs
-        {
-            state = state.with_blobs(blobs.scoped(&code.name, level.blob_bytes));
-        }
-        if grants.has(Capability::Progress)
-            && let Some(sink) = progress
-        {
-            state = state.with_progress(sink);
-        }
+        let plugin = PluginScope {
+            name: &code.name,
+            level,
+            access: &code.access,
+            config: &code.config,
+        };
+        let call = CallScope {
+            progress,
+            stderr: stderr.clone(),
+        };
+        let capabilities =
+            CallCapabilities::for_call(&self.stores, &plugin, &call).map_err(CallError::Host)?;
+        let state = CallState::new(capabilities, level.memory_bytes, level.handles);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         // Fails only when fuel metering is off, and then there is no quota.
@@ -433,8 +421,8 @@ pub fn output_size(output: &ToolOutput) -> usize {
         .content
         .iter()
         .map(|block| match block {
-            bindings::ContentBlock::Text(text) => text.len(),
-            bindings::ContentBlock::Image(media) | bindings::ContentBlock::Audio(media) => {
+            crate::wit::ContentBlock::Text(text) => text.len(),
+            crate::wit::ContentBlock::Image(media) | crate::wit::ContentBlock::Audio(media) => {
                 media.data.len() + media.mime_type.len()
             }
         })
@@ -468,20 +456,8 @@ fn trap_or_host_error(
     let stderr = String::from_utf8_lossy(&bytes);
     CallError::Trap {
         message: trap.to_string(),
-        stderr: tail(stderr.trim_end(), 2048).to_owned(),
+        stderr: crate::text::tail(stderr.trim_end(), 2048).to_owned(),
     }
-}
-
-/// The last `max` bytes of `text`, starting on a character boundary.
-fn tail(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// The context a call into a guest carries.

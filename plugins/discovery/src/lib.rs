@@ -310,7 +310,7 @@ mod tests {
     fn reg(id: &str, capabilities: &[&str], trust: u8) -> Result<Entry, ToolError> {
         register(RegisterArgs {
             id: id.into(),
-            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            capabilities: capabilities.iter().map(ToString::to_string).collect(),
             endpoint: None,
             trust,
             metadata: BTreeMap::new(),

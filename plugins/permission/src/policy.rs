@@ -179,7 +179,7 @@ impl Policy {
     /// Decides `request`: `Ok(Ok(duration))` grants it for `duration`
     /// seconds, `Ok(Err(reason))` refuses it, `Err` is input the policy
     /// cannot decide on.
-    pub fn decide(&self, request: &Request) -> Result<Result<u64, String>, BadRequest> {
+    pub fn decide(&self, request: &Request<'_>) -> Result<Result<u64, String>, BadRequest> {
         let agent = self
             .agents
             .get(request.agent)
@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let p = policy();
-        let refused = |r: Request| p.decide(&r).unwrap().unwrap_err();
+        let refused = |r: Request<'_>| p.decide(&r).unwrap().unwrap_err();
         assert!(refused(ask("bob", "secrets", Some("read"))).contains("trust 1"));
         assert!(
             refused(ask("carol", "secrets", Some("write")))

@@ -145,7 +145,10 @@ impl CpuMeter {
 
     /// CPU time the process has consumed so far.
     pub fn total(&self) -> Duration {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) {
             for task in tasks.flatten() {
                 // schedstat: time on CPU (ns), time waiting (ns), timeslices.

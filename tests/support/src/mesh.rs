@@ -190,7 +190,7 @@ pub async fn eventually<T, Fut>(
     mut probe: impl FnMut() -> Fut,
 ) -> anyhow::Result<Option<T>>
 where
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
     let deadline = Instant::now() + limit;
     loop {

@@ -433,7 +433,7 @@ impl Network {
     pub(crate) fn update_weights_from(&mut self, num_data: usize, from: usize) {
         match self.params.algorithm {
             TrainingAlgorithm::Batch | TrainingAlgorithm::Incremental => {
-                self.update_weights_batch(num_data)
+                self.update_weights_batch(num_data);
             }
             TrainingAlgorithm::Quickprop => self.update_weights_quickprop(num_data, from),
             TrainingAlgorithm::Sarprop => {
@@ -567,7 +567,7 @@ pub(crate) struct Slices<'a> {
 }
 
 /// FANN's `fann_update_weights_quickprop`.
-pub(crate) fn quickprop(p: &TrainingParams, num_data: usize, a: Slices) {
+pub(crate) fn quickprop(p: &TrainingParams, num_data: usize, a: Slices<'_>) {
     let epsilon = p.learning_rate / num_data as f32;
     let decay = p.quickprop_decay;
     let mu = p.quickprop_mu;
@@ -607,7 +607,7 @@ pub(crate) fn quickprop(p: &TrainingParams, num_data: usize, a: Slices) {
 }
 
 /// FANN's `fann_update_weights_irpropm` (iRPROP−).
-pub(crate) fn irpropm(p: &TrainingParams, a: Slices) {
+pub(crate) fn irpropm(p: &TrainingParams, a: Slices<'_>) {
     for i in 0..a.weights.len() {
         let prev_step = a.prev_steps[i].max(0.0001);
         let mut slope = a.slopes[i];
@@ -631,7 +631,7 @@ pub(crate) fn irpropm(p: &TrainingParams, a: Slices) {
 
 /// FANN's `fann_update_weights_sarprop` (its random term from this crate's
 /// generator instead of C's `rand()`).
-pub(crate) fn sarprop(p: &TrainingParams, epoch: u32, mse: f32, rng: &mut Rng, a: Slices) {
+pub(crate) fn sarprop(p: &TrainingParams, epoch: u32, mse: f32, rng: &mut Rng, a: Slices<'_>) {
     let rmse = mse.sqrt();
     let t = p.sarprop_temperature;
     let decay = f64::from(-t * epoch as f32 + p.sarprop_weight_decay_shift).exp2() as f32;

@@ -1,43 +1,13 @@
-//! Deciding what a plugin gets: what its manifest asks for, cut down to what
-//! its security level allows. Every refusal is kept as a sentence for the
-//! operator (logged at load, shown by `toolmesh plugin list`).
+//! Deciding what a plugin may access: what its manifest asks for, cut down
+//! to what its security level allows. Every refusal is kept as a sentence for
+//! the operator (logged at load, shown by `toolmesh plugin list`). Policy, so
+//! it sits beside the loader; the capabilities only read the outcome.
 
 use std::path::{Path, PathBuf};
 
-use super::Capability;
+use crate::capability::{Access, Capability, Preopen};
 use crate::level::Level;
 use crate::plugin::manifest::{HostDir, Manifest};
-
-/// A directory the plugin sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preopen {
-    /// The host directory.
-    pub host: PathBuf,
-    /// Where the plugin sees it.
-    pub guest: String,
-    /// Whether the plugin may change what is in it.
-    pub writable: bool,
-}
-
-/// What a plugin was granted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// The host interfaces it may use.
-    pub imports: Vec<Capability>,
-    /// The directories it sees.
-    pub preopens: Vec<Preopen>,
-    /// The environment it sees (names and values, read at load).
-    pub env: Vec<(String, String)>,
-    /// What it asked for and did not get, and why.
-    pub refused: Vec<String>,
-}
-
-impl Grants {
-    /// Whether interface capability `capability` was granted.
-    pub fn has(&self, capability: Capability) -> bool {
-        self.imports.contains(&capability)
-    }
-}
 
 /// Where plugin `plugin`'s own files live under `files_root`.
 pub fn own_files_dir(files_root: &Path, plugin: &str) -> PathBuf {
@@ -48,17 +18,17 @@ pub fn own_files_dir(files_root: &Path, plugin: &str) -> PathBuf {
 /// resolve inside `<files_root>/<plugin>/` and are created if missing; without
 /// a `files_root` they are refused. Absolute paths must be existing
 /// directories.
-pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> Grants {
-    let mut grants = Grants::default();
+pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> Access {
+    let mut access = Access::default();
     let allowed = |c: Capability| level.capabilities.contains(&c);
     let refuse = |what: String, c: Capability| {
         format!("{what}: the `{}` level does not allow `{c}`", level.name)
     };
     for &capability in &manifest.capabilities {
         if allowed(capability) {
-            grants.imports.push(capability);
+            access.imports.push(capability);
         } else {
-            grants
+            access
                 .refused
                 .push(refuse(format!("capability `{capability}`"), capability));
         }
@@ -67,20 +37,20 @@ pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> 
         let what = format!("fs `{}`", request.guest);
         let capability = request.capability();
         if !allowed(capability) {
-            grants.refused.push(refuse(what, capability));
+            access.refused.push(refuse(what, capability));
             continue;
         }
         let host = match &request.host {
             HostDir::Own(relative) => {
                 let Some(root) = files_root else {
-                    grants.refused.push(format!(
+                    access.refused.push(format!(
                         "{what}: this host has no data directory for plugin files"
                     ));
                     continue;
                 };
                 let dir = own_files_dir(root, &manifest.name).join(relative);
                 if let Err(e) = std::fs::create_dir_all(&dir) {
-                    grants
+                    access
                         .refused
                         .push(format!("{what}: cannot create {}: {e}", dir.display()));
                     continue;
@@ -89,7 +59,7 @@ pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> 
             }
             HostDir::Absolute(path) => {
                 if !path.is_dir() {
-                    grants.refused.push(format!(
+                    access.refused.push(format!(
                         "{what}: {} is not an existing directory",
                         path.display()
                     ));
@@ -98,7 +68,7 @@ pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> 
                 path.clone()
             }
         };
-        grants.preopens.push(Preopen {
+        access.preopens.push(Preopen {
             host,
             guest: request.guest.clone(),
             writable: request.writable,
@@ -107,20 +77,20 @@ pub fn decide(manifest: &Manifest, level: &Level, files_root: Option<&Path>) -> 
     for name in &manifest.env {
         let what = format!("env `{name}`");
         if !allowed(Capability::Env) {
-            grants.refused.push(refuse(what, Capability::Env));
+            access.refused.push(refuse(what, Capability::Env));
             continue;
         }
         match std::env::var(name) {
-            Ok(value) => grants.env.push((name.clone(), value)),
-            Err(std::env::VarError::NotPresent) => grants
+            Ok(value) => access.env.push((name.clone(), value)),
+            Err(std::env::VarError::NotPresent) => access
                 .refused
                 .push(format!("{what}: not set in the host's environment")),
-            Err(std::env::VarError::NotUnicode(_)) => grants
+            Err(std::env::VarError::NotUnicode(_)) => access
                 .refused
                 .push(format!("{what}: its value is not UTF-8")),
         }
     }
-    grants
+    access
 }
 
 #[cfg(test)]
@@ -171,9 +141,9 @@ mod tests {
             "env = [\"TOOLMESH_SURELY_UNSET_VARIABLE\"]\n\
              [[fs]]\nguest = \"/x\"\nhost = \"/surely/not/a/dir\"\n",
         );
-        let grants = decide(&m, &Levels::default().get("trusted").unwrap(), None);
+        let access = decide(&m, &Levels::default().get("trusted").unwrap(), None);
         assert_eq!(
-            grants.refused,
+            access.refused,
             [
                 "fs `/x`: /surely/not/a/dir is not an existing directory",
                 "env `TOOLMESH_SURELY_UNSET_VARIABLE`: not set in the host's environment",

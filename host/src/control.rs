@@ -1,5 +1,7 @@
 //! The control socket: how `toolmesh peer …`, `toolmesh plugin fetch` and
 //! `toolmesh publish` reach the host serving from the same data directory.
+//! A transport like MCP stdio: every call goes through the
+//! [`ToolService`], so it is validated, gated and recorded the same way.
 //!
 //! A Unix socket at `<data>/p2p/control.sock`, reachable by the data
 //! directory's owner. A client writes one JSON line, `{"tool": "mesh__…",
@@ -7,16 +9,16 @@
 //! the tool runs and one last line, `{"result": …}` or `{"error": "…"}`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
 
-use super::Mesh;
 use crate::capability::progress;
-use crate::mcp::mesh_tools;
+use crate::service::{CallMeta, ToolService};
 
 /// The socket's file name in `<data>/p2p`.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -51,7 +53,7 @@ pub enum ControlLine {
 }
 
 /// Serves the control socket at `path` until the process ends.
-pub async fn serve(mesh: Arc<Mesh>, path: PathBuf) {
+pub async fn serve(service: ToolService, path: PathBuf) {
     // A socket file left by a host that died is removed; a live one is not.
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
@@ -75,7 +77,7 @@ pub async fn serve(mesh: Arc<Mesh>, path: PathBuf) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(answer(mesh.clone(), stream));
+                tokio::spawn(answer(service.clone(), stream));
             }
             Err(e) => {
                 tracing::warn!("control socket: {e}");
@@ -93,7 +95,7 @@ async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &ControlLin
     stream.write_all(&bytes).await.is_ok()
 }
 
-async fn answer(mesh: Arc<Mesh>, stream: UnixStream) {
+async fn answer(service: ToolService, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST_BYTES));
@@ -108,12 +110,21 @@ async fn answer(mesh: Arc<Mesh>, stream: UnixStream) {
         }
     };
     let (sink, mut reports) = progress::channel();
-    let tool = request.tool;
-    let arguments = request.arguments;
+    let meta = CallMeta {
+        request_id: "control".into(),
+        client: Some("toolmesh-cli".into()),
+        progress: Some(sink),
+        ..CallMeta::default()
+    };
+    let cancel = CancellationToken::new();
     let call = async {
-        let outcome = mesh_tools::call(&mesh, &tool, &arguments, Some(&sink)).await;
-        drop(sink);
-        outcome
+        match service
+            .call(&request.tool, Some(request.arguments), meta, &cancel)
+            .await
+        {
+            Ok(result) => outcome(result),
+            Err(unknown) => Err(unknown.to_string()),
+        }
     };
     let forward = async {
         while let Some(report) = reports.recv().await {
@@ -135,7 +146,26 @@ async fn answer(mesh: Arc<Mesh>, stream: UnixStream) {
     write_line(&mut write, &last).await;
 }
 
-/// Calls mesh tool `tool` on the host serving from the data directory whose
+/// A result as the control protocol answers it: the structured content
+/// (or the text), or the error text.
+fn outcome(result: CallToolResult) -> Result<Value, String> {
+    let text = || {
+        result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text())
+            .map(|t| t.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match (result.is_error, &result.structured_content) {
+        (Some(true), _) => Err(text()),
+        (_, Some(value)) => Ok(value.clone()),
+        (_, None) => Ok(Value::String(text())),
+    }
+}
+
+/// Calls tool `tool` on the host serving from the data directory whose
 /// socket is `path`; `on_progress` sees each progress line.
 pub async fn call(
     path: &Path,

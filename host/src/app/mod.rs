@@ -1,0 +1,117 @@
+//! The application: the host stack assembled from a configuration (stores,
+//! runtime, loader, registry, tool service), in one place for every command,
+//! test and benchmark; serving it ([`serve`]); and the operator's view of
+//! what it loaded ([`listing`]).
+
+pub mod listing;
+pub mod serve;
+
+use std::sync::Arc;
+
+use crate::capability::HostStores;
+use crate::capability::blobs::BlobStore;
+use crate::capability::kv::KvStore;
+use crate::config::Config;
+use crate::plugin::{LoadFailure, Loader, PluginSet, Registry};
+use crate::runtime::Runtime;
+use crate::service::ToolService;
+use crate::service::core_plugins::CorePlugins;
+use crate::service::gate::Gate;
+use crate::service::plugins::PluginTools;
+
+pub use serve::{ServeOptions, serve};
+
+/// Whether a stack opens the data directory's stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stores {
+    /// Open kv and blobs (a host that serves calls).
+    Open,
+    /// Open none (validating a plugin beside a running host, which holds
+    /// them): calls that use them fail with a storage error.
+    None,
+}
+
+/// A host with its plugins loaded, ready to serve.
+pub struct Stack {
+    /// The loader (and through it the runtime).
+    pub loader: Arc<Loader>,
+    /// The loaded plugins.
+    pub registry: Arc<Registry>,
+    /// Every tool, behind the gate.
+    pub service: ToolService,
+    /// Plugins that did not load (already logged).
+    pub failures: Vec<LoadFailure>,
+}
+
+impl Stack {
+    /// Opens the stores, starts the runtime and loads the plugins of
+    /// `config`. Broken plugins are logged and skipped.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let loader = Self::loader(config, Stores::Open)?;
+        let set = PluginSet {
+            bundled: config.bundled_plugins,
+            dir: Some(config.plugins_dir()).filter(|d| d.exists() || config.plugins_dir.is_some()),
+        };
+        let (snapshot, failures) = loader.load_all(&set).await;
+        for failure in &failures {
+            tracing::error!("plugin not loaded: {failure}");
+        }
+        for plugin in snapshot.plugins() {
+            tracing::info!(
+                plugin = %plugin.manifest.name,
+                version = %plugin.manifest.version,
+                tools = plugin.tools.len(),
+                source = %plugin.source,
+                compiled = ?plugin.origin,
+                "plugin loaded"
+            );
+        }
+        let registry = Arc::new(Registry::new(snapshot));
+        let plugins = Arc::new(PluginTools::new(loader.runtime().clone(), registry.clone()));
+        let core = CorePlugins::new(
+            plugins.clone(),
+            &config.permissions.plugin,
+            &config.metering.plugin,
+        );
+        let gate = Gate::new(config.permissions.clone(), config.metering.clone(), core);
+        Ok(Self {
+            service: ToolService::new(plugins, gate),
+            loader,
+            registry,
+            failures,
+        })
+    }
+
+    /// The runtime and the loader of `config`, with or without its stores.
+    pub fn loader(config: &Config, stores: Stores) -> anyhow::Result<Arc<Loader>> {
+        let stores = match stores {
+            Stores::Open => open_stores(config),
+            Stores::None => HostStores::default(),
+        };
+        let levels = config.levels()?;
+        let runtime = Runtime::new(
+            &config.runtime,
+            levels.max_memory_bytes(),
+            config.compile_cache_dir(),
+            stores,
+        )?;
+        Ok(Arc::new(Loader::new(Arc::new(runtime), config)?))
+    }
+}
+
+/// The stores of `config`'s data directory. A host that cannot open one
+/// (another `toolmesh serve` holds it, say) still serves; calls using it
+/// then fail with a storage error.
+fn open_stores(config: &Config) -> HostStores {
+    let kv_path = config.data_dir().join("kv.redb");
+    let kv = KvStore::open(&kv_path)
+        .inspect_err(|e| tracing::warn!(path = %kv_path.display(), "kv store unavailable: {e}"))
+        .ok()
+        .map(Arc::new);
+    let blobs_dir = config.blobs_dir();
+    let blobs = BlobStore::open(&blobs_dir)
+        .inspect_err(|e| tracing::warn!(path = %blobs_dir.display(), "blob store unavailable: {e}"))
+        .ok()
+        .map(Arc::new);
+    HostStores { kv, blobs }
+}

@@ -1,0 +1,239 @@
+//! The tool service: the one path every tool call and listing takes,
+//! whatever provides the tool and whichever transport the call came in on.
+//! A call is resolved to a provider, its arguments validated against the
+//! tool's schema, gated (permission grant, budget), run, recorded in the
+//! tool's usage aggregates, and its outcome mapped to an MCP result.
+//!
+//! - [`provider`]: what a provider offers (list, resolve, run).
+//! - [`plugins`]: the plugin registry as a provider, and the host's own calls.
+//! - [`mesh_tools`]: the mesh as a provider.
+//! - [`gate`]: grants and budgets, asking [`core_plugins`] (typed clients).
+//! - [`result`]: outcomes as MCP results, tools as MCP describes them.
+//! - [`resources`]: the resources the host serves.
+
+pub mod core_plugins;
+pub mod gate;
+pub mod mesh_tools;
+pub mod plugins;
+pub mod provider;
+pub mod resources;
+pub mod result;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::capability::progress::ProgressSink;
+use crate::plugin::tool::Tool;
+use crate::runtime::GuestUsage;
+use crate::usage::{CallUsage, Outcome, ProcessView, UsageReport};
+use crate::wit::CallContext;
+use gate::{Gate, Refusal};
+use plugins::PluginTools;
+use provider::{Provider, ProviderCall, Runnable};
+
+/// Facts about a call, from the transport that received it.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeta {
+    /// The request id, as text.
+    pub request_id: String,
+    /// The client's name, if known.
+    pub client: Option<String>,
+    /// Where the guest's progress reports go, if the client asked for them.
+    pub progress: Option<ProgressSink>,
+    /// The calling agent (`_meta` key `toolmesh/agent`).
+    pub agent: Option<String>,
+    /// A permission grant token (`_meta` key `toolmesh/token`).
+    pub token: Option<String>,
+    /// The budget to charge (`_meta` key `toolmesh/budget`; default: the agent).
+    pub budget: Option<String>,
+}
+
+/// The name does not resolve to a tool.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown tool `{name}`{hint}")]
+pub struct UnknownTool {
+    /// The name asked for.
+    pub name: String,
+    hint: String,
+}
+
+/// Serves every provider's tools through one gate.
+#[derive(Clone)]
+pub struct ToolService {
+    plugins: Arc<PluginTools>,
+    providers: Arc<[Arc<dyn Provider>]>,
+    gate: Arc<Gate>,
+    process: Option<Arc<ProcessView>>,
+}
+
+impl ToolService {
+    /// A service for the plugin tools `plugins`, behind `gate`.
+    pub fn new(plugins: Arc<PluginTools>, gate: Gate) -> Self {
+        Self {
+            providers: Arc::from([plugins.clone() as Arc<dyn Provider>]),
+            plugins,
+            gate: Arc::new(gate),
+            process: ProcessView::new().map(Arc::new),
+        }
+    }
+
+    /// Also serves `provider`'s tools (listed after those already served).
+    pub fn with_provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        let mut providers = self.providers.to_vec();
+        providers.push(provider);
+        self.providers = providers.into();
+        self
+    }
+
+    /// The plugin tools.
+    pub fn plugins(&self) -> &Arc<PluginTools> {
+        &self.plugins
+    }
+
+    /// Every tool, as MCP describes tools.
+    pub fn list(&self) -> Vec<McpTool> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.tools())
+            .map(|t| result::describe(&t))
+            .collect()
+    }
+
+    /// The MCP description of tool `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<McpTool> {
+        self.resolve(name).map(|r| result::describe(r.tool()))
+    }
+
+    fn resolve(&self, name: &str) -> Option<Box<dyn Runnable>> {
+        self.providers.iter().find_map(|p| p.resolve(name))
+    }
+
+    /// Runs tool `name` with `arguments`, after the gate (a permission
+    /// grant, if the tool needs one; the caller's budget, if metering is
+    /// on). Only an unknown name is an `Err`; every other failure is an
+    /// error result for the agent to read.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        meta: CallMeta,
+        cancel: &CancellationToken,
+    ) -> Result<CallToolResult, UnknownTool> {
+        let Some(runnable) = self.resolve(name) else {
+            return Err(self.unknown_tool(name));
+        };
+        let tool = runnable.tool().clone();
+        let started = Instant::now();
+        let arguments = Value::Object(arguments.unwrap_or_default());
+        if let Err(problems) = tool.validate_arguments(&arguments) {
+            record(
+                &tool,
+                started,
+                0,
+                GuestUsage::default(),
+                0,
+                Outcome::InvalidArguments,
+            );
+            return Ok(result::error_result(format!(
+                "invalid arguments for `{}`: {problems}",
+                tool.qualified_name
+            )));
+        }
+        let charge = match self.gate.admit(&tool, &meta).await {
+            Ok(charge) => charge,
+            Err(refusal) => {
+                let (outcome, message) = match refusal {
+                    Refusal::Denied(message) => (Outcome::Denied, message),
+                    Refusal::Failed(message) => {
+                        tracing::warn!(tool = %tool.qualified_name, "{message}");
+                        (
+                            Outcome::HostError,
+                            format!("the host could not admit the call: {message}"),
+                        )
+                    }
+                };
+                record(&tool, started, 0, GuestUsage::default(), 0, outcome);
+                return Ok(result::error_result(message));
+            }
+        };
+        let call = ProviderCall {
+            arguments: arguments.to_string(),
+            context: CallContext {
+                request_id: meta.request_id,
+                client: meta.client,
+            },
+            progress: meta.progress,
+            cancel: cancel.clone(),
+        };
+        let bytes_in = call.arguments.len();
+        let ran = runnable.run(call).await;
+        let mapped = result::map(&tool, ran.outcome);
+        record(
+            &tool,
+            started,
+            bytes_in,
+            ran.usage,
+            mapped.bytes_out,
+            mapped.outcome,
+        );
+        if let Some(charge) = charge {
+            self.gate.settle(charge, ran.usage.fuel).await;
+        }
+        Ok(mapped.result)
+    }
+
+    fn unknown_tool(&self, name: &str) -> UnknownTool {
+        let none = self.providers.iter().all(|p| p.tools().is_empty());
+        let hint = if none {
+            "; no tools are loaded".to_owned()
+        } else {
+            "; tools/list shows the available tools".to_owned()
+        };
+        UnknownTool {
+            name: name.chars().take(128).collect(),
+            hint,
+        }
+    }
+
+    /// Usage aggregates of every plugin and tool, and the host process.
+    pub fn usage_report(&self) -> UsageReport {
+        UsageReport {
+            process: self.process.as_ref().and_then(|p| p.read()),
+            plugins: self.plugins.usage(),
+        }
+    }
+}
+
+/// Records one call's usage in its tool's aggregates and the debug log.
+fn record(
+    tool: &Tool,
+    started: Instant,
+    bytes_in: usize,
+    guest: GuestUsage,
+    bytes_out: usize,
+    outcome: Outcome,
+) {
+    let usage = CallUsage {
+        fuel: guest.fuel,
+        peak_memory_bytes: guest.peak_memory_bytes,
+        wall: started.elapsed(),
+        bytes_in,
+        bytes_out,
+        outcome,
+    };
+    tool.usage.record(&usage);
+    tracing::debug!(
+        tool = %tool.qualified_name,
+        fuel = usage.fuel,
+        peak_memory = usage.peak_memory_bytes,
+        micros = usage.wall.as_micros() as u64,
+        bytes_in,
+        bytes_out,
+        outcome = ?usage.outcome,
+        "call"
+    );
+}

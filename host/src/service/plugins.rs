@@ -1,0 +1,169 @@
+//! The plugin registry as a tool provider: resolves names to loaded plugins'
+//! tools and runs them in the runtime, each call in a fresh instance. Also
+//! the path the host's own calls into plugins take (the core plugins'
+//! typed clients, resources backed by tools): no gate, no progress, usage
+//! recorded like any other call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::provider::{Provider, ProviderCall, Ran, Runnable};
+use super::result::{self, Mapped};
+use crate::plugin::tool::Tool;
+use crate::plugin::{LoadedPlugin, Registry};
+use crate::runtime::Runtime;
+use crate::usage::{Outcome, PluginUsage, UsageReport};
+use crate::wit::CallContext;
+
+/// The loaded plugins' tools.
+pub struct PluginTools {
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+}
+
+impl PluginTools {
+    /// The tools of `registry`'s plugins, run on `runtime`.
+    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>) -> Self {
+        Self { runtime, registry }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Calls tool `name` for the host itself (no gate, no progress) and
+    /// returns its structured result (its text, if it has none), or its
+    /// error text.
+    pub async fn call_internal(&self, name: &str, arguments: Value) -> Result<Value, String> {
+        let Some(runnable) = self.resolve_plugin_tool(name) else {
+            return Err(format!("`{name}` is not loaded"));
+        };
+        let tool = runnable.tool.clone();
+        if let Err(problems) = tool.validate_arguments(&arguments) {
+            return Err(format!("invalid arguments for `{name}`: {problems}"));
+        }
+        let started = Instant::now();
+        let call = ProviderCall {
+            arguments: arguments.to_string(),
+            context: CallContext {
+                request_id: "host".into(),
+                client: Some("toolmesh".into()),
+            },
+            progress: None,
+            cancel: CancellationToken::new(),
+        };
+        let bytes_in = call.arguments.len();
+        let ran = Box::new(runnable).run(call).await;
+        let Mapped {
+            result,
+            bytes_out,
+            outcome,
+        } = result::map(&tool, ran.outcome);
+        super::record(&tool, started, bytes_in, ran.usage, bytes_out, outcome);
+        let text = || {
+            result
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.clone())
+                .unwrap_or_default()
+        };
+        match (outcome, &result.structured_content) {
+            (Outcome::Ok, Some(value)) => Ok(value.clone()),
+            (Outcome::Ok, None) => Ok(Value::String(text())),
+            _ => Err(text()),
+        }
+    }
+
+    fn resolve_plugin_tool(&self, name: &str) -> Option<PluginTool> {
+        let snapshot = self.registry.snapshot();
+        let (plugin, tool) = snapshot.resolve(name)?;
+        Some(PluginTool {
+            runtime: self.runtime.clone(),
+            plugin: plugin.clone(),
+            tool: tool.clone(),
+        })
+    }
+
+    /// Calls recorded so far, over every plugin tool.
+    pub fn total_calls(&self) -> u64 {
+        self.registry
+            .snapshot()
+            .tools()
+            .map(|t| t.usage.calls())
+            .sum()
+    }
+
+    /// Usage aggregates of every plugin and its tools.
+    pub fn usage(&self) -> Vec<PluginUsage> {
+        self.registry
+            .snapshot()
+            .plugins()
+            .map(|plugin| PluginUsage {
+                plugin: plugin.manifest.name.clone(),
+                level: plugin.manifest.level.clone(),
+                tools: plugin
+                    .tools
+                    .iter()
+                    .map(|t| (t.qualified_name.clone(), t.usage.summary()))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// A usage report without the process figures.
+    pub fn usage_report(&self) -> UsageReport {
+        UsageReport {
+            process: None,
+            plugins: self.usage(),
+        }
+    }
+}
+
+impl Provider for PluginTools {
+    fn tools(&self) -> Vec<Arc<Tool>> {
+        self.registry.snapshot().tools().cloned().collect()
+    }
+
+    fn resolve(&self, name: &str) -> Option<Box<dyn Runnable>> {
+        self.resolve_plugin_tool(name)
+            .map(|t| Box::new(t) as Box<dyn Runnable>)
+    }
+}
+
+/// A plugin's tool, resolved.
+struct PluginTool {
+    runtime: Arc<Runtime>,
+    plugin: Arc<LoadedPlugin>,
+    tool: Arc<Tool>,
+}
+
+impl Runnable for PluginTool {
+    fn tool(&self) -> &Arc<Tool> {
+        &self.tool
+    }
+
+    fn run(self: Box<Self>, call: ProviderCall) -> BoxFuture<'static, Ran> {
+        async move {
+            let (outcome, usage) = self
+                .runtime
+                .call(
+                    &self.plugin.code,
+                    &call.context,
+                    &self.tool.name,
+                    &call.arguments,
+                    &call.cancel,
+                    call.progress,
+                )
+                .await;
+            Ran { outcome, usage }
+        }
+        .boxed()
+    }
+}
