@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -18,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::capability::progress;
-use crate::service::{CallMeta, ToolService};
+use crate::service::{CallMeta, ToolService, result};
 
 /// The socket's file name in `<data>/p2p`.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -122,7 +121,7 @@ async fn answer(service: ToolService, stream: UnixStream) {
             .call(&request.tool, Some(request.arguments), meta, &cancel)
             .await
         {
-            Ok(result) => outcome(result),
+            Ok(result) => result::into_value(&result),
             Err(unknown) => Err(unknown.to_string()),
         }
     };
@@ -144,25 +143,6 @@ async fn answer(service: ToolService, stream: UnixStream) {
         Err(e) => ControlLine::Error(e),
     };
     write_line(&mut write, &last).await;
-}
-
-/// A result as the control protocol answers it: the structured content
-/// (or the text), or the error text.
-fn outcome(result: CallToolResult) -> Result<Value, String> {
-    let text = || {
-        result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text())
-            .map(|t| t.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    match (result.is_error, &result.structured_content) {
-        (Some(true), _) => Err(text()),
-        (_, Some(value)) => Ok(value.clone()),
-        (_, None) => Ok(Value::String(text())),
-    }
 }
 
 /// Calls tool `tool` on the host serving from the data directory whose

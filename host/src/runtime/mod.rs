@@ -156,6 +156,14 @@ enum Exported {
     Output(Result<ToolOutput, ToolError>),
 }
 
+/// [`Runtime::run`] answers each [`Export`] with its own [`Exported`] case;
+/// this is the error for the other one.
+fn mismatched_export() -> CallError {
+    CallError::Host(anyhow::anyhow!(
+        "the runtime matched an answer to the wrong export"
+    ))
+}
+
 /// The runtime shared by every plugin: the engine, the linker, the compile
 /// cache, and calls. What a plugin may do is decided before it gets here
 /// (by the loader); the runtime enforces it.
@@ -246,7 +254,7 @@ impl Runtime {
         let cancel = CancellationToken::new();
         match self.run(code, Export::ListTools, &cancel, None).await.0? {
             Exported::Tools(specs) => Ok(specs),
-            Exported::Output(_) => unreachable!("list-tools answers with tools"),
+            Exported::Output(_) => Err(mismatched_export()),
         }
     }
 
@@ -272,7 +280,7 @@ impl Runtime {
         let checked = outcome.and_then(|exported| {
             let output = match exported {
                 Exported::Output(output) => output.map_err(CallError::Tool)?,
-                Exported::Tools(_) => unreachable!("call answers with an output"),
+                Exported::Tools(_) => return Err(mismatched_export()),
             };
             let size = output_size(&output);
             if size > code.level.max_output_bytes {

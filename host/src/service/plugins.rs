@@ -17,7 +17,7 @@ use super::result::{self, Mapped};
 use crate::plugin::tool::Tool;
 use crate::plugin::{LoadedPlugin, Registry};
 use crate::runtime::Runtime;
-use crate::usage::{Outcome, PluginUsage, UsageReport};
+use crate::usage::{PluginUsage, UsageReport};
 use crate::wit::CallContext;
 
 /// The loaded plugins' tools.
@@ -66,19 +66,7 @@ impl PluginTools {
             outcome,
         } = result::map(&tool, ran.outcome);
         super::record(&tool, started, bytes_in, ran.usage, bytes_out, outcome);
-        let text = || {
-            result
-                .content
-                .first()
-                .and_then(|c| c.as_text())
-                .map(|t| t.text.clone())
-                .unwrap_or_default()
-        };
-        match (outcome, &result.structured_content) {
-            (Outcome::Ok, Some(value)) => Ok(value.clone()),
-            (Outcome::Ok, None) => Ok(Value::String(text())),
-            _ => Err(text()),
-        }
+        result::into_value(&result)
     }
 
     fn resolve_plugin_tool(&self, name: &str) -> Option<PluginTool> {

@@ -87,6 +87,26 @@ pub fn describe(tool: &Tool) -> McpTool {
     described
 }
 
+/// What a result says, for callers that are not MCP clients (the host
+/// itself, the control socket): its structured content (its text, if it has
+/// none), or its error text.
+pub fn into_value(result: &CallToolResult) -> Result<Value, String> {
+    let text = || {
+        result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text())
+            .map(|t| t.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match (result.is_error, &result.structured_content) {
+        (Some(true), _) => Err(text()),
+        (_, Some(value)) => Ok(value.clone()),
+        (_, None) => Ok(Value::String(text())),
+    }
+}
+
 /// An error result the agent reads.
 pub fn error_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
