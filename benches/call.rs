@@ -11,8 +11,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use toolmesh::app::Stack;
 use toolmesh::config::Config;
-use toolmesh::runtime::call_context;
 use toolmesh::service::CallMeta;
+use toolmesh::wit::CallContext;
 
 /// How long the thread idles before each `after_idle` call: about the gap
 /// a sequential MCP client leaves between a response and its next request.
@@ -34,7 +34,10 @@ fn bench_call(c: &mut Criterion) {
     let code = plugin.code.clone();
     let runtime = Arc::clone(host.loader.runtime());
     let cancel = CancellationToken::new();
-    let ctx = call_context("bench".into(), None);
+    let ctx = CallContext {
+        request_id: "bench".into(),
+        client: None,
+    };
 
     let mut group = c.benchmark_group("call");
     group.bench_function("instantiate_and_call/hello_add", |b| {
@@ -50,7 +53,7 @@ fn bench_call(c: &mut Criterion) {
     let serde_json::Value::Object(arguments) = arguments else {
         unreachable!()
     };
-    group.bench_function("tool_host/hello_add", |b| {
+    group.bench_function("tool_service/hello_add", |b| {
         b.to_async(&rt).iter(|| async {
             let result = host
                 .service
@@ -66,7 +69,7 @@ fn bench_call(c: &mut Criterion) {
             result
         });
     });
-    group.bench_function("tool_host/hello_greet", |b| {
+    group.bench_function("tool_service/hello_greet", |b| {
         let arguments = json!({"name": "bench"});
         let serde_json::Value::Object(arguments) = arguments else {
             unreachable!()
@@ -85,8 +88,8 @@ fn bench_call(c: &mut Criterion) {
     });
     // The same call after the thread has slept (as a server does between
     // sequential requests): only the call is timed. The difference from
-    // `tool_host/hello_add` is what an idle CPU's cold caches cost a call.
-    group.bench_function("tool_host/hello_add_after_idle", |b| {
+    // `tool_service/hello_add` is what an idle CPU's cold caches cost a call.
+    group.bench_function("tool_service/hello_add_after_idle", |b| {
         b.iter_custom(|iters| {
             let mut total = std::time::Duration::ZERO;
             for _ in 0..iters {
@@ -149,7 +152,10 @@ fn bench_fuel(c: &mut Criterion) {
         let code = plugin.code.clone();
         let runtime = Arc::clone(host.loader.runtime());
         let cancel = CancellationToken::new();
-        let ctx = call_context("bench".into(), None);
+        let ctx = CallContext {
+            request_id: "bench".into(),
+            client: None,
+        };
         let name = if metering {
             "burn_1m/fuel_on"
         } else {
@@ -210,7 +216,10 @@ fn bench_capabilities(c: &mut Criterion) {
     let host = rt.block_on(Stack::start(&config)).expect("host");
     let runtime = Arc::clone(host.loader.runtime());
     let cancel = CancellationToken::new();
-    let ctx = call_context("bench".into(), None);
+    let ctx = CallContext {
+        request_id: "bench".into(),
+        client: None,
+    };
     let snapshot = host.registry.snapshot();
     // The sink a progress-granted call gets (noop never reports; the receiver
     // stays open so the sink is live).

@@ -1,7 +1,10 @@
 //! The control socket: how `toolmesh peer …`, `toolmesh plugin fetch` and
 //! `toolmesh publish` reach the host serving from the same data directory.
 //! A transport like MCP stdio: every call goes through the
-//! [`ToolService`], so it is validated, gated and recorded the same way.
+//! [`ToolService`], so it is validated and recorded the same way. It serves
+//! the mesh tools only, and its caller is the operator (the socket is the
+//! data directory owner's alone), whom the gate does not ask for grants or
+//! budgets.
 //!
 //! A Unix socket at `<data>/p2p/control.sock`, reachable by the data
 //! directory's owner. A client writes one JSON line, `{"tool": "mesh__…",
@@ -17,6 +20,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::capability::progress;
+use crate::plugin::tool::NAMESPACE_SEPARATOR;
+use crate::service::mesh_tools::NAMESPACE;
 use crate::service::{CallMeta, ToolService, result};
 
 /// The socket's file name in `<data>/p2p`.
@@ -108,11 +113,21 @@ async fn answer(service: ToolService, stream: UnixStream) {
             return;
         }
     };
+    let served = format!("{NAMESPACE}{NAMESPACE_SEPARATOR}");
+    if !request.tool.starts_with(&served) {
+        let refusal = format!(
+            "the control socket serves the mesh tools (`{served}*`), not `{}`",
+            crate::text::truncate(&request.tool, 128)
+        );
+        write_line(&mut write, &ControlLine::Error(refusal)).await;
+        return;
+    }
     let (sink, mut reports) = progress::channel();
     let meta = CallMeta {
         request_id: "control".into(),
         client: Some("toolmesh-cli".into()),
         progress: Some(sink),
+        operator: true,
         ..CallMeta::default()
     };
     let cancel = CancellationToken::new();

@@ -13,17 +13,19 @@
 //!
 //! - [`wit`]: the `bindgen!` output (a leaf);
 //! - [`capability`]: what a plugin may be granted, one file each, one table;
-//! - [`level`]: security levels and their per-call quotas;
+//!   with [`level`], the security levels (quotas, and which capabilities
+//!   each may grant), one layer: the two name each other's types;
 //! - [`runtime`]: the engine, the linker, the compile cache, calls;
 //! - [`plugin`]: manifests, trust, access, the loader, the registry, install;
 //! - [`p2p`]: the mesh that shares plugins and weights between hosts;
 //! - [`service`]: the tool service, its gate and its providers;
 //! - [`mcp`], [`control`]: transports;
-//! - [`app`]: the host stack from a configuration, and `serve`.
+//! - [`app`]: the host stack from a configuration, `serve` and `call`.
 //!
-//! Beside them: [`config`] reads `toolmesh.toml`; [`usage`] and [`stats`]
-//! keep what calls consumed; [`content_hash`], [`fs`] and [`text`] are small
-//! shared helpers.
+//! Beside them: [`config`] reads `toolmesh.toml` (the edge: it names every
+//! layer's settings, and only [`app`] reads it whole); [`usage`] and
+//! [`stats`] keep what calls consumed; [`content_hash`], [`fs`] and [`text`]
+//! are small shared helpers.
 
 pub mod app;
 pub mod capability;

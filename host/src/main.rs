@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use toolmesh::app::{self, ServeOptions, Stack, Stores, listing};
 use toolmesh::config::Config;
 use toolmesh::control;
@@ -266,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 agent,
                 token,
                 budget,
+                operator: false,
             };
             call(&config, &tool, &arguments, meta).await
         }
@@ -401,18 +401,7 @@ async fn call(
     let serde_json::Value::Object(arguments) = arguments else {
         bail!("the arguments must be a JSON object");
     };
-    let stack = Stack::start(config).await?;
-    let cancel = CancellationToken::new();
-    let ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            ctrl_c.cancel();
-        }
-    });
-    let result = stack
-        .service
-        .call(tool, Some(arguments), meta, &cancel)
-        .await?;
+    let result = app::call(config, tool, arguments, meta).await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(if result.is_error == Some(true) {
         ExitCode::from(1)

@@ -1,25 +1,52 @@
 //! The application: the host stack assembled from a configuration (stores,
 //! runtime, loader, registry, tool service), in one place for every command,
-//! test and benchmark; serving it ([`serve`]); and the operator's view of
-//! what it loaded ([`listing`]).
+//! test and benchmark; serving it ([`serve`]); one local call ([`call`]);
+//! and the operator's view of what it loaded ([`listing`]).
 
 pub mod listing;
 pub mod serve;
 
 use std::sync::Arc;
 
+use rmcp::model::{CallToolResult, JsonObject};
+use tokio_util::sync::CancellationToken;
+
 use crate::capability::HostStores;
 use crate::capability::blobs::BlobStore;
 use crate::capability::kv::KvStore;
 use crate::config::Config;
+use crate::plugin::loader::LoadPolicy;
 use crate::plugin::{LoadFailure, Loader, PluginSet, Registry};
 use crate::runtime::Runtime;
-use crate::service::ToolService;
 use crate::service::core_plugins::CorePlugins;
 use crate::service::gate::Gate;
 use crate::service::plugins::PluginTools;
+use crate::service::{CallMeta, ToolService};
 
 pub use serve::{ServeOptions, serve};
+
+/// `toolmesh call`: runs one tool on a host started for the purpose, as an
+/// agent's call would run (the same gate), cancelled by Ctrl-C. Only an
+/// unknown tool or a host that cannot start is an `Err`.
+pub async fn call(
+    config: &Config,
+    tool: &str,
+    arguments: JsonObject,
+    meta: CallMeta,
+) -> anyhow::Result<CallToolResult> {
+    let stack = Stack::start(config).await?;
+    let cancel = CancellationToken::new();
+    let ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            ctrl_c.cancel();
+        }
+    });
+    Ok(stack
+        .service
+        .call(tool, Some(arguments), meta, &cancel)
+        .await?)
+}
 
 /// Whether a stack opens the data directory's stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +122,13 @@ impl Stack {
             config.compile_cache_dir(),
             stores,
         )?;
-        Ok(Arc::new(Loader::new(Arc::new(runtime), config)?))
+        let policy = LoadPolicy {
+            levels,
+            trust: config.trust.clone(),
+            plugin_configs: config.plugin_configs(),
+            files_root: Some(config.files_dir()),
+        };
+        Ok(Arc::new(Loader::new(Arc::new(runtime), policy)))
     }
 }
 

@@ -4,8 +4,9 @@
 //! context is built for a call from the plugin's [`Access`] and level (the
 //! shape of wasmtime's `crates/wasi` and Spin's factors).
 //!
-//! The set of capabilities is the one table at the bottom of this file
-//! ([`capabilities!`]): adding a capability is a new file and a line there.
+//! The set of capabilities is the one table in this file
+//! ([`capabilities!`]): adding a capability is a new file (with its `mod`
+//! line) and its row there.
 //!
 //! Every capability is deny-by-default: a plugin gets only what its manifest
 //! asks for and its level allows (decided by the loader,

@@ -145,6 +145,7 @@ impl ServerHandler for McpServer {
             agent: meta_text(META_AGENT),
             token: meta_text(META_TOKEN),
             budget: meta_text(META_BUDGET),
+            operator: false,
         };
         let service = self.service.clone();
         let cancel = context.ct.clone();

@@ -24,7 +24,6 @@ use super::trust::{
     PROVENANCE_FILE, PeerRefusal, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError,
     Trust, TrustPolicy,
 };
-use crate::config::{Config, ConfigError};
 use crate::level::Levels;
 use crate::runtime::{Origin, PluginCode, Runtime};
 
@@ -181,6 +180,20 @@ pub struct PluginSet {
     pub dir: Option<PathBuf>,
 }
 
+/// The policy plugins load under, as the operator configured it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadPolicy {
+    /// The security levels plugins may run at.
+    pub levels: Levels,
+    /// Which publishers are trusted, and the level ceilings of the rest.
+    pub trust: TrustPolicy,
+    /// Each plugin's configuration (JSON object text), by plugin name.
+    pub plugin_configs: BTreeMap<String, String>,
+    /// Where the plugins' own files directories are (`None`: relative
+    /// `[[fs]]` paths are refused).
+    pub files_root: Option<PathBuf>,
+}
+
 /// Loads plugins into a runtime under the operator's policy.
 pub struct Loader {
     runtime: Arc<Runtime>,
@@ -191,20 +204,19 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// A loader into `runtime` with `config`'s levels, trust policy, plugin
-    /// configurations and files directory.
-    pub fn new(runtime: Arc<Runtime>, config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self {
+    /// A loader into `runtime` under `policy`.
+    pub fn new(runtime: Arc<Runtime>, policy: LoadPolicy) -> Self {
+        Self {
             runtime,
-            levels: config.levels()?,
-            trust: config.trust.clone(),
-            plugin_configs: config
-                .plugin_configs()
+            levels: policy.levels,
+            trust: policy.trust,
+            plugin_configs: policy
+                .plugin_configs
                 .into_iter()
                 .map(|(name, json)| (name, Arc::from(json)))
                 .collect(),
-            files_root: Some(config.files_dir()),
-        })
+            files_root: policy.files_root,
+        }
     }
 
     /// The runtime plugins load into.

@@ -31,6 +31,9 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 /// Longest plugin name; with `__` and a tool name it must fit MCP's 64.
 pub const MAX_PLUGIN_NAME: usize = 32;
 
+/// Namespaces the host's own tools use, which no plugin may take.
+pub const RESERVED_NAMES: &[&str] = &["mesh"];
+
 /// A parsed and checked manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -187,9 +190,13 @@ impl Manifest {
             .collect::<Result<Vec<Capability>, _>>()?;
         if let Some(other) = capabilities.iter().find(|c| c.interface().is_none()) {
             return Err(format!(
-                "`{other}` does not go in `capabilities` (which lists host interfaces: log, kv, \
-                 blobs, progress): ask for directories with `[[fs]]` tables and for environment \
-                 variables with `env = [...]`"
+                "`{other}` does not go in `capabilities` (which lists host interfaces: {}): ask \
+                 for directories with `[[fs]]` tables and for environment variables with \
+                 `env = [...]`",
+                Capability::imports()
+                    .map(Capability::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         capabilities.sort();
@@ -310,14 +317,18 @@ fn check_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if well_formed {
-        Ok(())
-    } else {
-        Err(format!(
+    if !well_formed {
+        return Err(format!(
             "name `{name}` must be 1 to {MAX_PLUGIN_NAME} characters of a-z, 0-9 and `-`, \
              starting with a letter"
-        ))
+        ));
     }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "name `{name}` is reserved for the host's own tools (`{name}__*`); choose another"
+        ));
+    }
+    Ok(())
 }
 
 fn check_component_file(file: &str) -> Result<(), String> {
@@ -368,6 +379,7 @@ capabilities = ["log", "log"]
         let cases = [
             ("name = \"hello\"", "name = \"Hello\"", "name `Hello`"),
             ("name = \"hello\"", "name = \"hello__x\"", "name `hello__x`"),
+            ("name = \"hello\"", "name = \"mesh\"", "`mesh` is reserved"),
             ("version = \"0.1.0\"", "version = \"one\"", "not semver"),
             ("\"hello.wasm\"", "\"../x.wasm\"", "plain `.wasm` file name"),
             ("blake3:af", "sha256:af", "must start with `blake3:`"),
@@ -391,6 +403,10 @@ capabilities = ["log", "log"]
         assert!(err.contains("line 1"), "{err}");
         let err = Manifest::parse(&GOOD.replace("[\"log\", \"log\"]", "[\"env\"]")).unwrap_err();
         assert!(err.contains("`env` does not go in `capabilities`"), "{err}");
+        assert!(
+            err.contains("host interfaces: log, kv, blobs, progress)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::plugin::manifest::ContentHash;
+use crate::content_hash::ContentHash;
 
 /// A directory of compiled components for one engine configuration.
 #[derive(Debug, Clone)]

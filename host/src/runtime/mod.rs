@@ -85,6 +85,10 @@ pub enum CallError {
     /// The host could not run the call (instantiation failed, say).
     #[error("the host could not run the plugin: {0:#}")]
     Host(anyhow::Error),
+    /// A tool the host runs itself (not a guest) failed; the message is for
+    /// the caller as it is.
+    #[error("{0}")]
+    HostTool(String),
 }
 
 fn describe_tool_error(e: &ToolError) -> String {
@@ -466,9 +470,4 @@ fn trap_or_host_error(
         message: trap.to_string(),
         stderr: crate::text::tail(stderr.trim_end(), 2048).to_owned(),
     }
-}
-
-/// The context a call into a guest carries.
-pub fn call_context(request_id: String, client: Option<String>) -> CallContext {
-    CallContext { request_id, client }
 }

@@ -125,14 +125,15 @@ impl CorePlugins {
     }
 
     /// Charges `amount` to budget `id` (it may go over its limit: the call
-    /// has already run) and returns the budget's status after.
-    pub async fn report_spending(&self, id: &str, amount: u64) -> Result<BudgetStatus, CoreError> {
+    /// has already run). The answer (the budget after) is not needed.
+    pub async fn report_spending(&self, id: &str, amount: u64) -> Result<(), CoreError> {
         let spending = Spending {
             id,
             amount,
             allow_overdraft: true,
         };
-        self.ask(&self.budget, "report_spending", &spending).await
+        let _: serde::de::IgnoredAny = self.ask(&self.budget, "report_spending", &spending).await?;
+        Ok(())
     }
 
     async fn ask<R: DeserializeOwned>(

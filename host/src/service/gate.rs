@@ -83,6 +83,9 @@ impl Gate {
     /// Checks that the call may run: its grant, then its budget.
     /// `Ok(Some)` is a charge to settle once it ran.
     pub async fn admit(&self, tool: &Tool, meta: &CallMeta) -> Result<Option<Charge>, Refusal> {
+        if meta.operator {
+            return Ok(None);
+        }
         if let Some(resource) = self.required_resource(tool) {
             self.check_grant(tool, resource, meta).await?;
         }
@@ -264,6 +267,20 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("permission__request"), "{message}");
+        assert!(core.asked.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_operator_passes_without_a_grant_or_a_budget() {
+        let core = Arc::new(FakeCore::default());
+        let operator = CallMeta {
+            operator: true,
+            ..CallMeta::default()
+        };
+        assert!(matches!(
+            run(gate(core.clone(), true).admit(&tool("tools"), &operator)),
+            Ok(None)
+        ));
         assert!(core.asked.lock().unwrap().is_empty());
     }
 

@@ -2,8 +2,9 @@
 //! `mesh__connect`, `mesh__publish`, `mesh__fetch`), present when the mesh
 //! runs. Its tools are ordinary [`Tool`]s: the tool service validates their
 //! arguments against the schemas below, gates them (`[permissions.requires]`
-//! applies by qualified name) and records their usage like any plugin's.
-//! Arguments are parsed into typed structs.
+//! applies by qualified name) and records their usage in their aggregates,
+//! like any plugin's (the `toolmesh://usage` report covers plugins only).
+//! Arguments are parsed into typed structs. No plugin may be named `mesh`.
 
 use std::sync::Arc;
 
@@ -257,6 +258,11 @@ fn specs() -> Vec<ToolSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_plugin_can_take_the_mesh_namespace() {
+        assert!(crate::plugin::manifest::RESERVED_NAMES.contains(&NAMESPACE));
+    }
 
     #[test]
     fn every_mesh_spec_is_a_valid_tool_and_rejects_unknown_arguments() {

@@ -50,6 +50,10 @@ pub struct CallMeta {
     pub token: Option<String>,
     /// The budget to charge (`_meta` key `toolmesh/budget`; default: the agent).
     pub budget: Option<String>,
+    /// The call comes from the host's operator (the control socket, which
+    /// only the data directory's owner can reach): the gate, whose grants
+    /// and budgets are for agents, lets it through.
+    pub operator: bool,
 }
 
 /// The name does not resolve to a tool.
@@ -169,21 +173,11 @@ impl ToolService {
             progress: meta.progress,
             cancel: cancel.clone(),
         };
-        let bytes_in = call.arguments.len();
-        let ran = runnable.run(call).await;
-        let mapped = result::map(&tool, ran.outcome);
-        record(
-            &tool,
-            started,
-            bytes_in,
-            ran.usage,
-            mapped.bytes_out,
-            mapped.outcome,
-        );
+        let (result, usage) = run_recorded(runnable, call, started).await;
         if let Some(charge) = charge {
-            self.gate.settle(charge, ran.usage.fuel).await;
+            self.gate.settle(charge, usage.fuel).await;
         }
-        Ok(mapped.result)
+        Ok(result)
     }
 
     fn unknown_tool(&self, name: &str) -> UnknownTool {
@@ -206,6 +200,29 @@ impl ToolService {
             plugins: self.plugins.usage(),
         }
     }
+}
+
+/// Runs an admitted call, records its usage, and maps its outcome: the one
+/// place a run becomes a usage record and an MCP result (for agents' calls
+/// and the host's own alike). `started` is when the call arrived.
+async fn run_recorded(
+    runnable: Box<dyn Runnable>,
+    call: ProviderCall,
+    started: Instant,
+) -> (CallToolResult, GuestUsage) {
+    let tool = runnable.tool().clone();
+    let bytes_in = call.arguments.len();
+    let ran = runnable.run(call).await;
+    let mapped = result::map(&tool, ran.outcome);
+    record(
+        &tool,
+        started,
+        bytes_in,
+        ran.usage,
+        mapped.bytes_out,
+        mapped.outcome,
+    );
+    (mapped.result, ran.usage)
 }
 
 /// Records one call's usage in its tool's aggregates and the debug log.

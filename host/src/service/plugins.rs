@@ -13,11 +13,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::provider::{Provider, ProviderCall, Ran, Runnable};
-use super::result::{self, Mapped};
+use super::result;
 use crate::plugin::tool::Tool;
 use crate::plugin::{LoadedPlugin, Registry};
 use crate::runtime::Runtime;
-use crate::usage::{PluginUsage, UsageReport};
+use crate::usage::PluginUsage;
 use crate::wit::CallContext;
 
 /// The loaded plugins' tools.
@@ -41,14 +41,12 @@ impl PluginTools {
     /// returns its structured result (its text, if it has none), or its
     /// error text.
     pub async fn call_internal(&self, name: &str, arguments: Value) -> Result<Value, String> {
-        let Some(runnable) = self.resolve_plugin_tool(name) else {
+        let Some(runnable) = self.resolve(name) else {
             return Err(format!("`{name}` is not loaded"));
         };
-        let tool = runnable.tool.clone();
-        if let Err(problems) = tool.validate_arguments(&arguments) {
+        if let Err(problems) = runnable.tool().validate_arguments(&arguments) {
             return Err(format!("invalid arguments for `{name}`: {problems}"));
         }
-        let started = Instant::now();
         let call = ProviderCall {
             arguments: arguments.to_string(),
             context: CallContext {
@@ -58,14 +56,7 @@ impl PluginTools {
             progress: None,
             cancel: CancellationToken::new(),
         };
-        let bytes_in = call.arguments.len();
-        let ran = Box::new(runnable).run(call).await;
-        let Mapped {
-            result,
-            bytes_out,
-            outcome,
-        } = result::map(&tool, ran.outcome);
-        super::record(&tool, started, bytes_in, ran.usage, bytes_out, outcome);
+        let (result, _) = super::run_recorded(runnable, call, Instant::now()).await;
         result::into_value(&result)
     }
 
@@ -103,14 +94,6 @@ impl PluginTools {
                     .collect(),
             })
             .collect()
-    }
-
-    /// A usage report without the process figures.
-    pub fn usage_report(&self) -> UsageReport {
-        UsageReport {
-            process: None,
-            plugins: self.usage(),
-        }
     }
 }
 

@@ -61,7 +61,7 @@ impl Ran {
                 content: Vec::new(),
                 structured: Some(value.to_string()),
             })
-            .map_err(|message| CallError::Tool(crate::wit::ToolError::Failed(message)));
+            .map_err(CallError::HostTool);
         Self {
             outcome,
             usage: GuestUsage::default(),

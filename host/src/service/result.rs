@@ -43,7 +43,7 @@ pub fn map(tool: &Tool, outcome: Result<ToolOutput, CallError>) -> Mapped {
         }
         Err(e) => {
             let outcome = match &e {
-                CallError::Tool(_) => Outcome::ToolError,
+                CallError::Tool(_) | CallError::HostTool(_) => Outcome::ToolError,
                 CallError::Trap { .. } => Outcome::Trap,
                 CallError::Cancelled => Outcome::Cancelled,
                 CallError::Host(_) => {
