@@ -333,12 +333,9 @@ impl CallCapability for BlobsCtx {
         plugin: &PluginScope<'_>,
         _: &CallScope,
     ) -> anyhow::Result<Self> {
-        let blobs = match &host.blobs {
-            Some(store) if plugin.access.has(Capability::Blobs) => {
-                Some(store.scoped(plugin.name, plugin.level.blob_bytes))
-            }
-            _ => None,
-        };
+        let blobs = plugin
+            .granted(Capability::Blobs, &host.blobs)
+            .map(|store| store.scoped(plugin.name, plugin.level.blob_bytes));
         Ok(Self { blobs })
     }
 }

@@ -359,12 +359,9 @@ impl CallCapability for KvCtx {
         plugin: &PluginScope<'_>,
         _: &CallScope,
     ) -> anyhow::Result<Self> {
-        let kv = match &host.kv {
-            Some(store) if plugin.access.has(Capability::Kv) => {
-                Some(store.scoped(plugin.name, plugin.level.kv_bytes))
-            }
-            _ => None,
-        };
+        let kv = plugin
+            .granted(Capability::Kv, &host.kv)
+            .map(|store| store.scoped(plugin.name, plugin.level.kv_bytes));
         Ok(Self { kv })
     }
 }

@@ -119,6 +119,17 @@ impl Access {
     }
 }
 
+impl PluginScope<'_> {
+    /// `store`, if this plugin was granted `capability` and the store opened.
+    pub fn granted<'s, S>(
+        &self,
+        capability: Capability,
+        store: &'s Option<Arc<S>>,
+    ) -> Option<&'s Arc<S>> {
+        store.as_ref().filter(|_| self.access.has(capability))
+    }
+}
+
 macro_rules! interface {
     () => {
         None

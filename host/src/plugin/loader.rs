@@ -224,11 +224,6 @@ impl Loader {
         &self.runtime
     }
 
-    /// The security levels plugins run at.
-    pub fn levels(&self) -> &Levels {
-        &self.levels
-    }
-
     /// The operator's trust policy.
     pub fn trust(&self) -> &TrustPolicy {
         &self.trust

@@ -181,8 +181,7 @@ impl ToolService {
     }
 
     fn unknown_tool(&self, name: &str) -> UnknownTool {
-        let none = self.providers.iter().all(|p| p.tools().is_empty());
-        let hint = if none {
+        let hint = if !self.providers.iter().any(|p| p.has_tools()) {
             "; no tools are loaded".to_owned()
         } else {
             "; tools/list shows the available tools".to_owned()

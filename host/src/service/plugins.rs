@@ -60,16 +60,6 @@ impl PluginTools {
         result::into_value(&result)
     }
 
-    fn resolve_plugin_tool(&self, name: &str) -> Option<PluginTool> {
-        let snapshot = self.registry.snapshot();
-        let (plugin, tool) = snapshot.resolve(name)?;
-        Some(PluginTool {
-            runtime: self.runtime.clone(),
-            plugin: plugin.clone(),
-            tool: tool.clone(),
-        })
-    }
-
     /// Calls recorded so far, over every plugin tool.
     pub fn total_calls(&self) -> u64 {
         self.registry
@@ -102,9 +92,18 @@ impl Provider for PluginTools {
         self.registry.snapshot().tools().cloned().collect()
     }
 
+    fn has_tools(&self) -> bool {
+        self.registry.snapshot().tool_count() > 0
+    }
+
     fn resolve(&self, name: &str) -> Option<Box<dyn Runnable>> {
-        self.resolve_plugin_tool(name)
-            .map(|t| Box::new(t) as Box<dyn Runnable>)
+        let snapshot = self.registry.snapshot();
+        let (plugin, tool) = snapshot.resolve(name)?;
+        Some(Box::new(PluginTool {
+            runtime: self.runtime.clone(),
+            plugin: plugin.clone(),
+            tool: tool.clone(),
+        }))
     }
 }
 

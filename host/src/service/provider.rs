@@ -18,6 +18,11 @@ pub trait Provider: Send + Sync + 'static {
     /// Its tools now, in the order they are listed.
     fn tools(&self) -> Vec<Arc<Tool>>;
 
+    /// Whether it has any tool now (without listing them).
+    fn has_tools(&self) -> bool {
+        !self.tools().is_empty()
+    }
+
     /// The tool called `name`, if this provider has it.
     fn resolve(&self, name: &str) -> Option<Box<dyn Runnable>>;
 }
