@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http::config::HttpConfig;
 use crate::level::{LevelOverrides, Levels};
 use crate::p2p::P2pConfig;
 use crate::plugin::trust::{REFUSE, TrustPolicy};
@@ -70,6 +71,8 @@ pub struct Config {
     pub trust: TrustPolicy,
     /// The peer-to-peer mesh.
     pub p2p: P2pConfig,
+    /// MCP over Streamable HTTP.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -86,17 +89,32 @@ impl Default for Config {
             metering: MeteringConfig::default(),
             trust: TrustPolicy::default(),
             p2p: P2pConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
 
 /// `[plugins.<name>]`: settings of one plugin.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {
     /// `[plugins.<name>.config]`: handed to the plugin as JSON through the
     /// `config` interface.
     pub config: toml::Table,
+    /// Whether the plugin's tools are named `<plugin>__<tool>` (the
+    /// default) or just `<tool>` (for clients that call tools by fixed
+    /// names, like the MCP conformance suite). A clash with another tool is
+    /// a load error.
+    pub prefix: bool,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            config: toml::Table::new(),
+            prefix: true,
+        }
+    }
 }
 
 /// `[permissions]`: tools that need a grant, on top of those whose manifest
@@ -226,6 +244,7 @@ impl Config {
             .get(&self.trust.peer)
             .map_err(|e| format!("trust.peer: {e}"))?;
         self.p2p.check().map_err(|e| format!("p2p: {e}"))?;
+        self.http.check()?;
         if self.metering.fuel_per_unit == 0 {
             return Err("metering.fuel_per_unit must be at least 1".into());
         }
@@ -249,6 +268,15 @@ impl Config {
                     serde_json::to_string(&settings.config).unwrap_or_else(|_| "{}".to_owned());
                 (name.clone(), json)
             })
+            .collect()
+    }
+
+    /// The plugins whose tools are served without the `<plugin>__` prefix.
+    pub fn unprefixed_plugins(&self) -> std::collections::BTreeSet<String> {
+        self.plugins
+            .iter()
+            .filter(|(_, s)| !s.prefix)
+            .map(|(name, _)| name.clone())
             .collect()
     }
 

@@ -28,11 +28,14 @@
 //! are small shared helpers.
 
 pub mod app;
+pub mod audit;
 pub mod capability;
 pub mod config;
 pub mod content_hash;
 pub mod control;
 pub mod fs;
+pub mod http;
+pub mod identity;
 pub mod level;
 pub mod mcp;
 pub mod p2p;

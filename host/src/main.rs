@@ -9,8 +9,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use toolmesh::app::{self, ServeOptions, Stack, Stores, listing};
+use toolmesh::audit::{self, AuditFilter};
 use toolmesh::config::Config;
 use toolmesh::control;
+use toolmesh::http::auth::keys::{ClientStore, NewClient};
+use toolmesh::http::config::ClientLimits;
+use toolmesh::identity::{Scope, Zone};
 use toolmesh::p2p::identity;
 use toolmesh::plugin::install::install;
 use toolmesh::plugin::loader::sign_dir;
@@ -48,11 +52,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every plugin's tools over MCP on stdin/stdout.
+    /// Serve every plugin's tools over MCP: on stdin/stdout, or over
+    /// Streamable HTTP with `--http` (add `--stdio` for both).
     Serve {
         /// Join the peer-to-peer mesh (as `[p2p] enabled = true`).
         #[arg(long)]
         p2p: bool,
+        /// Serve MCP over HTTP at ADDR/mcp (as `[http] listen`), e.g.
+        /// 127.0.0.1:8080. A non-loopback address needs authentication.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// With HTTP, serve stdin/stdout too.
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Manage the API keys of HTTP clients (in the data directory; a running
+    /// host sees changes on the next request).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Show the audit log of HTTP requests, oldest first.
+    Audit {
+        /// Only this client's requests.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only requests from the last DURATION (`90s`, `15m`, `2h`, `7d`).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// At most N records (the newest).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Show this host's public key and peer id (the key is created on first
     /// use), or create a publisher key for signing plugins.
@@ -140,6 +171,44 @@ enum PluginCommand {
 }
 
 #[derive(Subcommand)]
+enum ClientCommand {
+    /// Add a client and print its API key, once, on the last line.
+    Add {
+        /// The client's name (what the audit log shows).
+        name: String,
+        /// The agent it authenticates as.
+        #[arg(long)]
+        agent: String,
+        /// What it may do: `tools` (the default), `admin`. Repeatable.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<Scope>,
+        /// Its trust zone: local, trusted, external (the default).
+        #[arg(long, default_value = "external")]
+        zone: Zone,
+        /// Its request rate (requests/s), instead of `[http.limits]`'s.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Its burst, instead of `[http.limits]`'s.
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Its cap on tool calls in flight, instead of `[http.limits]`'s.
+        #[arg(long)]
+        in_flight: Option<u32>,
+    },
+    /// List the clients (never their keys).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a client's key.
+    Revoke {
+        /// The client's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum PeerCommand {
     /// The known peers.
     List,
@@ -153,7 +222,8 @@ enum PeerCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve { .. } => "info",
+        // rmcp logs every stateless HTTP request at info.
+        Command::Serve { .. } => "info,rmcp=warn",
         _ => "warn",
     };
     init_logging(default_level);
@@ -211,10 +281,17 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Serve { p2p } => {
-            app::serve(&config, ServeOptions { p2p }).await?;
+        Command::Serve { p2p, http, stdio } => {
+            app::serve(&config, ServeOptions { p2p, http, stdio }).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client(command) => client(&config, command),
+        Command::Audit {
+            client,
+            since,
+            limit,
+            json,
+        } => audit(&config, client, since.as_deref(), limit, json),
         Command::Key { generate } => key(&config, generate.as_deref()),
         Command::Plugin(PluginCommand::Sign { path, key }) => sign(&config, &path, key.as_deref()),
         Command::Plugin(PluginCommand::Fetch { target }) => {
@@ -266,6 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token,
                 budget,
                 operator: false,
+                caller: None,
             };
             call(&config, &tool, &arguments, meta).await
         }
@@ -408,4 +486,138 @@ async fn call(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn client(config: &Config, command: ClientCommand) -> anyhow::Result<ExitCode> {
+    let store = ClientStore::new(&config.data_dir());
+    match command {
+        ClientCommand::Add {
+            name,
+            agent,
+            scopes,
+            zone,
+            rate,
+            burst,
+            in_flight,
+        } => {
+            let limits = (rate.is_some() || burst.is_some() || in_flight.is_some()).then(|| {
+                let d = config.http.limits;
+                ClientLimits {
+                    requests_per_s: rate.unwrap_or(d.requests_per_s),
+                    burst: burst.unwrap_or(d.burst),
+                    max_in_flight: in_flight.unwrap_or(d.max_in_flight),
+                }
+            });
+            let key = store.add(NewClient {
+                name: name.clone(),
+                agent: agent.clone(),
+                scopes,
+                zone,
+                limits,
+            })?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "client `{name}` added (agent `{agent}`); its key, shown only now:"
+            )?;
+            writeln!(out, "{key}")?;
+        }
+        ClientCommand::List { json } => {
+            let clients = store.list()?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&clients)?)?;
+            }
+            for c in clients.iter().filter(|_| !json) {
+                let scopes: Vec<_> = c.scopes.iter().map(|s| s.name()).collect();
+                let state = if c.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{:<20} agent={:<16} scopes={:<12} zone={:<8} {state}",
+                    c.name,
+                    c.agent,
+                    scopes.join(","),
+                    c.zone
+                )?;
+            }
+        }
+        ClientCommand::Revoke { name } => {
+            if !store.revoke(&name)? {
+                bail!("no active client named `{name}` (`toolmesh client list` shows them)");
+            }
+            println!("client `{name}` revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(
+    config: &Config,
+    client: Option<String>,
+    since: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let since_ms = match since {
+        Some(text) => {
+            let ago = parse_duration(text)?;
+            let now = audit::unix_ms(std::time::SystemTime::now());
+            Some(now.saturating_sub(ago.as_millis() as u64))
+        }
+        None => None,
+    };
+    let filter = AuditFilter {
+        client,
+        since_ms,
+        limit,
+    };
+    let dir = config.data_dir().join(audit::DIR);
+    let records = audit::read(&dir, &filter)
+        .with_context(|| format!("cannot read the audit log in {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    for r in &records {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        } else {
+            writeln!(
+                out,
+                "{} {:<12} {:<12} {:<15} {:<28} {:<15} {:>8}us{}",
+                r.time_ms,
+                r.client.as_deref().unwrap_or("-"),
+                r.agent.as_deref().unwrap_or("-"),
+                r.method,
+                r.target.as_deref().unwrap_or("-"),
+                r.outcome,
+                r.latency_us,
+                r.detail
+                    .as_ref()
+                    .map(|d| format!("  {d}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90s`, `15m`, `2h`, `7d`.
+fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("`{text}` is not a duration like 90s, 15m, 2h or 7d"))?;
+    let seconds = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("`{text}`: the unit is s, m, h or d"),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }

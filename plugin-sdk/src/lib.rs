@@ -114,6 +114,7 @@
 extern crate self as toolmesh_sdk;
 
 pub mod blobs;
+pub mod caller;
 pub mod config;
 pub mod kv;
 mod output;

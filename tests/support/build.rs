@@ -8,10 +8,16 @@ use std::path::PathBuf;
 
 use wasm_plugins::PluginCrate;
 
-const TEST_PLUGINS: &[PluginCrate] = &[PluginCrate {
-    package: "hostile",
-    dir: "tests/plugins/hostile",
-}];
+const TEST_PLUGINS: &[PluginCrate] = &[
+    PluginCrate {
+        package: "hostile",
+        dir: "tests/plugins/hostile",
+    },
+    PluginCrate {
+        package: "conformance",
+        dir: "tests/plugins/conformance",
+    },
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=../../build-support");

@@ -70,8 +70,10 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     ensure_libfann()?;
     run(cargo().args(["build", "--locked", "-p", "toolmesh", "--bin", "toolmesh"]))?;
+    let npm = npm_tools(&root)?;
     run(cargo()
         .args(["test", "--locked", "--workspace", "--all-targets"])
+        .env("TOOLMESH_NPM_DIR", &npm)
         .args(extra))?;
     // Doc tests of the crates that have them (plugin cdylibs do not link natively as doc-test libraries).
     run(cargo().args([
@@ -136,6 +138,35 @@ fn bench(extra: &[String]) -> Result<(), String> {
     run(cargo()
         .args(["bench", "--locked", "-p", "toolmesh"])
         .args(extra))
+}
+
+/// The Node tools the HTTP tests run (the MCP conformance suite, 0.1 and
+/// 0.2, and the MCP Inspector, each with Node 22 from npm), pinned by the
+/// lockfiles in `tests/npm/*`, installed with `npm ci` when a lockfile
+/// changes. Returns `tests/npm`.
+fn npm_tools(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join("tests/npm");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let tool = entry.path();
+        let Ok(lock) = std::fs::read(tool.join("package-lock.json")) else {
+            continue;
+        };
+        let stamp = tool.join("node_modules/.toolmesh-lock");
+        if std::fs::read(&stamp).ok().as_deref() == Some(lock.as_slice()) {
+            continue;
+        }
+        eprintln!("xtask: installing the Node tools in {}", tool.display());
+        run(Command::new("npm").current_dir(&tool).args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]))
+        .map_err(|e| format!("{e}: the HTTP tests need npm (Node.js) and the npm registry"))?;
+        std::fs::write(&stamp, &lock).map_err(|e| format!("write {}: {e}", stamp.display()))?;
+    }
+    Ok(dir)
 }
 
 /// A virtualenv at `.venv` with [`PYTHON_PACKAGES`]; created on first use.

@@ -127,6 +127,7 @@ impl Stack {
             trust: config.trust.clone(),
             plugin_configs: config.plugin_configs(),
             files_root: Some(config.files_dir()),
+            unprefixed: config.unprefixed_plugins(),
         };
         Ok(Arc::new(Loader::new(Arc::new(runtime), policy)))
     }

@@ -1,41 +1,69 @@
 //! `toolmesh serve`: the host stack, its usage snapshot kept in the data
 //! directory, the mesh (with its tools and the control socket) when asked
-//! for, and MCP on stdio until the client leaves.
+//! for, and the transports: MCP on stdio, over HTTP, or both, sharing one
+//! registry, one usage tracker and one mesh.
+//!
+//! The HTTP listener binds before the plugins load, so `/healthz` answers
+//! at once and `/readyz` says when the tools are there.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::bail;
 
 use super::Stack;
+use crate::audit::{self, AuditLog};
 use crate::config::Config;
 use crate::control;
+use crate::http::HttpServer;
 use crate::mcp::McpServer;
 use crate::p2p::Mesh;
 use crate::p2p::mesh::MeshPaths;
 use crate::service::mesh_tools::MeshTools;
 use crate::stats;
 
-/// What to serve besides MCP on stdio.
+/// What to serve.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServeOptions {
     /// Join the mesh (also `[p2p] enabled = true`).
     pub p2p: bool,
+    /// Serve MCP over HTTP on this address (also `[http] listen`).
+    pub http: Option<SocketAddr>,
+    /// With HTTP, serve stdio too (without HTTP, stdio is always served).
+    pub stdio: bool,
 }
 
-/// Serves `config`'s plugins until the MCP client on stdio disconnects.
+/// Serves `config`'s plugins: until the MCP client on stdio disconnects,
+/// or, with HTTP only, until the process is told to stop (SIGINT, SIGTERM).
 pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()> {
     if let Some(dir) = &config.plugins_dir
         && !dir.is_dir()
     {
         bail!("the plugin directory {} does not exist", dir.display());
     }
+    let http_addr = options.http.or(config.http.listen);
+    let http = match http_addr {
+        Some(addr) => {
+            let audit = if config.http.audit.enabled {
+                let dir = config.data_dir().join(audit::DIR);
+                Some(AuditLog::open(dir, config.http.audit.retention_days)?)
+            } else {
+                None
+            };
+            Some(HttpServer::start(&config.http, addr, &config.data_dir(), audit).await?)
+        }
+        None => None,
+    };
     let stack = Stack::start(config).await?;
     let snapshot = stack.registry.snapshot();
+    let stdio = http.is_none() || options.stdio;
     tracing::info!(
         plugins = snapshot.plugins().len(),
         tools = snapshot.tool_count(),
         refused = stack.failures.len(),
-        "serving MCP on stdio"
+        stdio,
+        http = ?http.as_ref().map(HttpServer::addr),
+        "serving MCP"
     );
     let mut service = stack.service.clone();
     let snapshot_path = config.data_dir().join(stats::FILE);
@@ -59,10 +87,31 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
             state_dir.join(control::SOCKET_FILE),
         ));
     }
-    let served = McpServer::new(service.clone()).serve_stdio().await;
+    if let Some(http) = &http {
+        http.ready(service.clone());
+    }
+    let served = if stdio {
+        McpServer::new(service.clone()).serve_stdio().await
+    } else {
+        stop_signal().await
+    };
+    if let Some(http) = &http {
+        http.stop().await;
+    }
     snapshots.abort();
     if let Err(e) = stats::write(&service, &snapshot_path) {
         tracing::warn!(path = %snapshot_path.display(), "cannot write the usage snapshot: {e}");
     }
     served
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
 }

@@ -13,6 +13,7 @@
 //! [`plugin::access`](crate::plugin::access)).
 
 pub mod blobs;
+pub mod caller;
 pub mod config;
 pub mod kv;
 pub mod log;
@@ -28,6 +29,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::identity::Caller;
 use crate::level::Level;
 
 /// A capability's per-call context: how it joins the linker and how it is
@@ -85,6 +87,28 @@ pub struct CallScope {
     pub progress: Option<progress::ProgressSink>,
     /// The guest's standard error (kept for crash reports).
     pub stderr: MemoryOutputPipe,
+    /// Who is calling.
+    pub caller: Arc<Caller>,
+}
+
+/// What the transport hands a call's capabilities: where progress goes and
+/// who is calling.
+#[derive(Clone)]
+pub struct CallInputs {
+    /// Where the guest's progress reports go, if the client asked for them.
+    pub progress: Option<progress::ProgressSink>,
+    /// Who is calling.
+    pub caller: Arc<Caller>,
+}
+
+impl CallInputs {
+    /// No progress, the local user calling: the host's own calls.
+    pub fn local() -> Self {
+        Self {
+            progress: None,
+            caller: Arc::new(Caller::local()),
+        }
+    }
 }
 
 /// A directory the plugin sees.
@@ -210,6 +234,7 @@ macro_rules! capabilities {
 
 capabilities! {
     config: config::ConfigCtx => [],
+    caller: caller::CallerCtx => [],
     log: log::LogCtx => [Log = "log" in "log"],
     kv: kv::KvCtx => [Kv = "kv" in "kv"],
     blobs: blobs::BlobsCtx => [Blobs = "blobs" in "blobs"],

@@ -478,7 +478,9 @@ impl Mesh {
             %peer,
             "plugin installed from a peer"
         );
-        self.registry.insert(installed.plugin);
+        self.registry
+            .insert(installed.plugin)
+            .map_err(|e| e.to_string())?;
         Ok(view)
     }
 }

@@ -9,7 +9,7 @@
 //! the operator's plugin configurations, the files root); the runtime it
 //! loads into only enforces what the loader decided.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -192,6 +192,8 @@ pub struct LoadPolicy {
     /// Where the plugins' own files directories are (`None`: relative
     /// `[[fs]]` paths are refused).
     pub files_root: Option<PathBuf>,
+    /// Plugins whose tools are named without the `<plugin>__` prefix.
+    pub unprefixed: BTreeSet<String>,
 }
 
 /// Loads plugins into a runtime under the operator's policy.
@@ -201,6 +203,7 @@ pub struct Loader {
     trust: TrustPolicy,
     plugin_configs: BTreeMap<String, Arc<str>>,
     files_root: Option<PathBuf>,
+    unprefixed: BTreeSet<String>,
 }
 
 impl Loader {
@@ -216,6 +219,7 @@ impl Loader {
                 .map(|(name, json)| (name, Arc::from(json)))
                 .collect(),
             files_root: policy.files_root,
+            unprefixed: policy.unprefixed,
         }
     }
 
@@ -360,7 +364,9 @@ impl Loader {
         }
         let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
         for spec in specs {
-            let mut tool = Tool::from_spec(&manifest.name, spec).map_err(LoadError::Tool)?;
+            let prefixed = !self.unprefixed.contains(&manifest.name);
+            let mut tool =
+                Tool::from_spec_named(&manifest.name, spec, prefixed).map_err(LoadError::Tool)?;
             tool.requires = manifest.requires.get(&tool.name).cloned();
             if tools.iter().any(|t| t.name == tool.name) {
                 return Err(LoadError::Tool(format!(
@@ -552,8 +558,9 @@ fn check_interfaces(
         let Some((interface, _)) = split_toolmesh_name(name)? else {
             continue;
         };
-        // Types and the operator's configuration are there for every plugin.
-        if matches!(interface, "types" | "config") {
+        // Types, the operator's configuration and the caller's identity are
+        // there for every plugin.
+        if matches!(interface, "types" | "config" | "caller") {
             continue;
         }
         let Some(needed) = Capability::of_interface(interface) else {

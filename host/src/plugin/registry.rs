@@ -47,9 +47,31 @@ impl Snapshot {
                 });
                 continue;
             }
+            if let Some(clash) = snapshot.clash(&plugin) {
+                failures.push(LoadFailure {
+                    error: LoadError::Tool(clash),
+                    source: plugin.source,
+                });
+                continue;
+            }
             snapshot.add(Arc::new(plugin));
         }
         (snapshot, failures)
+    }
+
+    /// Why `plugin` cannot join: one of its tool names belongs to another
+    /// plugin's tool (possible when a plugin is served without its prefix).
+    fn clash(&self, plugin: &LoadedPlugin) -> Option<String> {
+        plugin.tools.iter().find_map(|tool| {
+            let (owner, _) = self.tools.get(&tool.qualified_name)?;
+            (owner.manifest.name != plugin.manifest.name).then(|| {
+                format!(
+                    "tool `{}` clashes with plugin `{}`'s tool of the same name; serve one of \
+                     them with its prefix (`[plugins.NAME] prefix = true`)",
+                    tool.qualified_name, owner.manifest.name
+                )
+            })
+        })
     }
 
     /// Indexes `plugin` and its tools (replacing a plugin of the same name).
@@ -66,14 +88,18 @@ impl Snapshot {
         self.plugins.insert(plugin.manifest.name.clone(), plugin);
     }
 
-    /// This snapshot with `plugin` added, replacing a plugin of the same name.
-    pub fn with_plugin(&self, plugin: LoadedPlugin) -> Snapshot {
+    /// This snapshot with `plugin` added, replacing a plugin of the same
+    /// name; `Err` if its tool names clash with another plugin's.
+    pub fn with_plugin(&self, plugin: LoadedPlugin) -> Result<Snapshot, LoadError> {
+        if let Some(clash) = self.clash(&plugin) {
+            return Err(LoadError::Tool(clash));
+        }
         let mut snapshot = Snapshot {
             plugins: self.plugins.clone(),
             tools: self.tools.clone(),
         };
         snapshot.add(Arc::new(plugin));
-        snapshot
+        Ok(snapshot)
     }
 
     /// The plugin called `name`.
@@ -144,15 +170,17 @@ impl Registry {
         self.version.subscribe()
     }
 
-    /// Adds `plugin` (replacing one of the same name) in one swap.
-    pub fn insert(&self, plugin: LoadedPlugin) {
+    /// Adds `plugin` (replacing one of the same name) in one swap; `Err`
+    /// (and nothing changes) if its tool names clash with another plugin's.
+    pub fn insert(&self, plugin: LoadedPlugin) -> Result<(), LoadError> {
         let mut guard = match self.current.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *guard = Arc::new(guard.with_plugin(plugin));
+        *guard = Arc::new(guard.with_plugin(plugin)?);
         drop(guard);
         self.version.send_modify(|v| *v += 1);
+        Ok(())
     }
 
     /// The current snapshot.

@@ -75,8 +75,18 @@ impl Tool {
     /// Checks a spec from plugin (or host namespace) `plugin` and compiles
     /// its schemas.
     pub fn from_spec(plugin: &str, spec: ToolSpec) -> Result<Self, String> {
+        Self::from_spec_named(plugin, spec, true)
+    }
+
+    /// As [`Tool::from_spec`]; with `prefixed` false, agents see the tool
+    /// by its bare name.
+    pub fn from_spec_named(plugin: &str, spec: ToolSpec, prefixed: bool) -> Result<Self, String> {
         check_tool_name(&spec.name)?;
-        let qualified_name = format!("{plugin}{NAMESPACE_SEPARATOR}{}", spec.name);
+        let qualified_name = if prefixed {
+            format!("{plugin}{NAMESPACE_SEPARATOR}{}", spec.name)
+        } else {
+            spec.name.clone()
+        };
         if qualified_name.len() > MAX_QUALIFIED_NAME {
             return Err(format!(
                 "tool `{}`: the qualified name `{qualified_name}` is longer than \

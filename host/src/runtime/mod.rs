@@ -17,8 +17,7 @@ use wasmtime::component::{Component, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::capability::progress::ProgressSink;
-use crate::capability::{Access, CallCapabilities, CallScope, HostStores, PluginScope};
+use crate::capability::{Access, CallCapabilities, CallInputs, CallScope, HostStores, PluginScope};
 use crate::config::RuntimeConfig;
 use crate::content_hash::ContentHash;
 use crate::level::Level;
@@ -256,7 +255,11 @@ impl Runtime {
     /// Asks the plugin for its tools, under its level's quotas.
     pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
         let cancel = CancellationToken::new();
-        match self.run(code, Export::ListTools, &cancel, None).await.0? {
+        match self
+            .run(code, Export::ListTools, &cancel, CallInputs::local())
+            .await
+            .0?
+        {
             Exported::Tools(specs) => Ok(specs),
             Exported::Output(_) => Err(mismatched_export()),
         }
@@ -264,7 +267,8 @@ impl Runtime {
 
     /// Runs tool `tool` of the plugin with `arguments` (JSON text) in a fresh
     /// instance. `cancel` stops the guest wherever it is; its progress
-    /// reports go to `progress`, if the plugin may report progress. Returns
+    /// reports go to `inputs.progress`, if the plugin may report progress,
+    /// and it sees `inputs.caller` as its caller. Returns
     /// what the guest consumed along with the outcome.
     pub async fn call(
         &self,
@@ -273,14 +277,14 @@ impl Runtime {
         tool: &str,
         arguments: &str,
         cancel: &CancellationToken,
-        progress: Option<ProgressSink>,
+        inputs: CallInputs,
     ) -> (Result<ToolOutput, CallError>, GuestUsage) {
         let export = Export::Call {
             ctx,
             tool,
             arguments,
         };
-        let (outcome, usage) = self.run(code, export, cancel, progress).await;
+        let (outcome, usage) = self.run(code, export, cancel, inputs).await;
         let checked = outcome.and_then(|exported| {
             let output = match exported {
                 Exported::Output(output) => output.map_err(CallError::Tool)?,
@@ -307,7 +311,7 @@ impl Runtime {
         code: &PluginCode,
         export: Export<'_>,
         cancel: &CancellationToken,
-        progress: Option<ProgressSink>,
+        inputs: CallInputs,
     ) -> (Result<Exported, CallError>, GuestUsage) {
         // Declared before the store, so dropped after it: the pool slot is
         // free again before the next call can take the permit.
@@ -315,7 +319,7 @@ impl Runtime {
             Ok(slot) => slot,
             Err(e) => return (Err(e), GuestUsage::default()),
         };
-        let (mut store, stderr) = match self.new_store(code, progress) {
+        let (mut store, stderr) = match self.new_store(code, inputs) {
             Ok(store) => store,
             Err(e) => return (Err(e), GuestUsage::default()),
         };
@@ -347,7 +351,7 @@ impl Runtime {
     fn new_store(
         &self,
         code: &PluginCode,
-        progress: Option<ProgressSink>,
+        inputs: CallInputs,
     ) -> Result<(Store<CallState>, MemoryOutputPipe), CallError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let level = &code.level;
@@ -358,8 +362,9 @@ impl Runtime {
             config: &code.config,
         };
         let call = CallScope {
-            progress,
+            progress: inputs.progress,
             stderr: stderr.clone(),
+            caller: inputs.caller,
         };
         let capabilities =
             CallCapabilities::for_call(&self.stores, &plugin, &call).map_err(CallError::Host)?;

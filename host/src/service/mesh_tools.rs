@@ -94,10 +94,9 @@ impl Runnable for MeshTool {
     fn run(self: Box<Self>, call: ProviderCall) -> BoxFuture<'static, Ran> {
         async move {
             let ProviderCall {
-                arguments,
-                progress,
-                ..
+                arguments, inputs, ..
             } = call;
+            let progress = inputs.progress;
             let outcome = run(&self.mesh, &self.tool.name, &arguments, progress.as_ref()).await;
             // The sink goes with the call, so the transport's forwarder ends.
             drop(progress);

@@ -26,9 +26,12 @@ use rmcp::model::{CallToolResult, JsonObject, Tool as McpTool};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::capability::CallInputs;
 use crate::capability::progress::ProgressSink;
+use crate::identity::Caller;
 use crate::plugin::tool::Tool;
 use crate::runtime::GuestUsage;
+use crate::text;
 use crate::usage::{CallUsage, Outcome, ProcessView, UsageReport};
 use crate::wit::CallContext;
 use gate::{Gate, Refusal};
@@ -54,6 +57,51 @@ pub struct CallMeta {
     /// only the data directory's owner can reach): the gate, whose grants
     /// and budgets are for agents, lets it through.
     pub operator: bool,
+    /// Who the transport authenticated (HTTP). `None` is the local user
+    /// (stdio, the CLI), trusted to name any agent in `_meta`.
+    pub caller: Option<Caller>,
+}
+
+impl CallMeta {
+    /// Settles who is calling: an authenticated caller is its own agent
+    /// (`_meta` may not name another, nor charge another's budget, unless
+    /// the caller is an admin); the local user is whoever `_meta` names.
+    /// `Err` is the refusal, for the agent to read.
+    fn settle_caller(&mut self) -> Result<Arc<Caller>, String> {
+        let caller = self.caller.clone().unwrap_or_else(Caller::local);
+        let (true, Some(own)) = (caller.authenticated, caller.agent.clone()) else {
+            // Not authenticated: trusted to be whoever `_meta` names.
+            return Ok(Arc::new(Caller {
+                agent: self.agent.clone(),
+                ..caller
+            }));
+        };
+        let claimed = self.agent.as_deref().unwrap_or(&own);
+        if claimed != own && !caller.admin {
+            return Err(format!(
+                "denied: this client is authenticated as agent `{own}`, but the request's \
+                 `{}` names `{}`: an agent may act only as itself (drop the key, or use a \
+                 client with the admin scope)",
+                gate::META_AGENT,
+                text::truncate(claimed, 128)
+            ));
+        }
+        if let Some(budget) = self.budget.as_deref()
+            && budget != claimed
+            && !caller.admin
+        {
+            return Err(format!(
+                "denied: agent `{own}` may charge only its own budget, not `{}` (`{}` in _meta)",
+                text::truncate(budget, 128),
+                gate::META_BUDGET
+            ));
+        }
+        self.agent = Some(claimed.to_owned());
+        Ok(Arc::new(Caller {
+            agent: self.agent.clone(),
+            ..caller
+        }))
+    }
 }
 
 /// The name does not resolve to a tool.
@@ -147,6 +195,14 @@ impl ToolService {
                 tool.qualified_name
             )));
         }
+        let mut meta = meta;
+        let caller = match meta.settle_caller() {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                record(&tool, started, 0, GuestUsage::default(), 0, Outcome::Denied);
+                return Ok(result::error_result(refusal));
+            }
+        };
         let charge = match self.gate.admit(&tool, &meta).await {
             Ok(charge) => charge,
             Err(refusal) => {
@@ -170,7 +226,10 @@ impl ToolService {
                 request_id: meta.request_id,
                 client: meta.client,
             },
-            progress: meta.progress,
+            inputs: CallInputs {
+                progress: meta.progress,
+                caller,
+            },
             cancel: cancel.clone(),
         };
         let (result, usage) = run_recorded(runnable, call, started).await;

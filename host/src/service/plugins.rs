@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::provider::{Provider, ProviderCall, Ran, Runnable};
 use super::result;
+use crate::capability::CallInputs;
 use crate::plugin::tool::Tool;
 use crate::plugin::{LoadedPlugin, Registry};
 use crate::runtime::Runtime;
@@ -53,7 +54,7 @@ impl PluginTools {
                 request_id: "host".into(),
                 client: Some("toolmesh".into()),
             },
-            progress: None,
+            inputs: CallInputs::local(),
             cancel: CancellationToken::new(),
         };
         let (result, _) = super::run_recorded(runnable, call, Instant::now()).await;
@@ -129,7 +130,7 @@ impl Runnable for PluginTool {
                     &self.tool.name,
                     &call.arguments,
                     &call.cancel,
-                    call.progress,
+                    call.inputs,
                 )
                 .await;
             Ran { outcome, usage }

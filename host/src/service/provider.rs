@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::capability::progress::ProgressSink;
+use crate::capability::CallInputs;
 use crate::plugin::tool::Tool;
 use crate::runtime::{CallError, GuestUsage};
 use crate::wit::{CallContext, ToolOutput};
@@ -42,8 +42,8 @@ pub struct ProviderCall {
     pub arguments: String,
     /// Facts about the call for the guest.
     pub context: CallContext,
-    /// Where progress reports go, if the client asked for them.
-    pub progress: Option<ProgressSink>,
+    /// Where progress reports go, and who is calling.
+    pub inputs: CallInputs,
     /// Fires when the client cancels.
     pub cancel: CancellationToken,
 }

@@ -232,6 +232,7 @@ pub struct SetArgs {
 fn set_budget(args: SetArgs) -> Result<Structured<Status>, ToolError> {
     let settings = settings()?;
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_admin("set budgets")?;
     check_amount("limit", args.limit, 0)?;
     for (name, limit) in [
         ("daily_limit", args.daily_limit),
@@ -298,6 +299,7 @@ pub struct Allocation {
 fn allocate(args: AllocateArgs) -> Result<Structured<Allocation>, ToolError> {
     let settings = settings()?;
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "allocate from a budget")?;
     check_amount("amount", args.amount, 1)?;
     let (budget, allocation) = update(&args.id, |b| {
         if args.amount > b.remaining() {
@@ -341,6 +343,7 @@ pub struct SpendArgs {
 fn report_spending(args: SpendArgs) -> Result<Structured<Status>, ToolError> {
     let settings = settings()?;
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "spend from a budget")?;
     check_amount("amount", args.amount, 1)?;
     let (budget, crossed) = update(&args.id, |b| {
         let from_allocation = match &args.allocation {
@@ -433,6 +436,7 @@ pub struct IdArgs {
 fn status(args: IdArgs) -> Result<Structured<Status>, ToolError> {
     let settings = settings()?;
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "read a budget")?;
     let mut budget: Budget = kv::get_json(&key(&args.id))?.ok_or_else(|| unknown(&args.id))?;
     budget.roll(toolmesh_sdk::unix_time_ms());
     Ok(Structured(budget.status(&settings)))
@@ -463,6 +467,7 @@ fn rebalance(args: RebalanceArgs) -> Result<Structured<Rebalanced>, ToolError> {
     let settings = settings()?;
     check_id(&args.from)?;
     check_id(&args.to)?;
+    toolmesh_sdk::caller::require_admin("rebalance budgets")?;
     check_amount("amount", args.amount, 1)?;
     if args.from == args.to {
         return Err(ToolError::invalid_arguments(

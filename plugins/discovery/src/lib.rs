@@ -114,6 +114,7 @@ pub struct RegisterArgs {
 fn register(args: RegisterArgs) -> Result<Structured<Entry>, ToolError> {
     let settings = settings()?;
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "register")?;
     if args.trust > 10 {
         return Err(ToolError::invalid_arguments("`trust` is 0 to 10"));
     }
@@ -175,6 +176,7 @@ pub struct IdArgs {
 
 fn heartbeat(args: IdArgs) -> Result<Structured<Entry>, ToolError> {
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "send heartbeats")?;
     let settings = settings()?;
     let now = toolmesh_sdk::unix_time_ms();
     let entry = kv::update_json(&key(&args.id), |entry: Option<Entry>| match entry {
@@ -205,6 +207,7 @@ pub struct Removed {
 
 fn unregister(args: IdArgs) -> Result<Structured<Removed>, ToolError> {
     check_id(&args.id)?;
+    toolmesh_sdk::caller::require_act_for(&args.id, "unregister")?;
     Ok(Structured(Removed {
         removed: kv::delete(&key(&args.id))?,
     }))

@@ -167,9 +167,12 @@ fn request(args: RequestArgs) -> Result<Structured<Decision>, ToolError> {
             "`duration_s` must be at least 1",
         ));
     }
+    toolmesh_sdk::caller::require_act_for(&args.agent, "request grants")?;
+    let caller = toolmesh_sdk::caller::get();
     let policy = policy()?;
     let decision = policy
         .decide(&Request {
+            zone: caller.zone.name(),
             agent: &args.agent,
             resource: &args.resource,
             scope: args.scope.as_deref(),
@@ -355,6 +358,19 @@ pub struct Grants {
 }
 
 fn list_grants(args: ListArgs) -> Result<Structured<Grants>, ToolError> {
+    // An agent that is not an admin sees only its own grants.
+    let caller = toolmesh_sdk::caller::get();
+    let agent = match (args.agent, caller.admin) {
+        (agent, true) => agent,
+        (Some(a), false) if !caller.may_act_for(&a) => {
+            return Err(ToolError::denied(format!(
+                "agent `{}` may list only its own grants",
+                caller.agent.as_deref().unwrap_or("(unnamed)")
+            )));
+        }
+        (_, false) => caller.agent,
+    };
+    let args = ListArgs { agent };
     let now = toolmesh_sdk::unix_time_ms();
     let mut grants = Vec::new();
     for key in kv::list_keys(GRANTS, u32::MAX)? {

@@ -25,6 +25,9 @@
 //!
 //! [plugins.permission.config.agents.alice]
 //! roles = ["admin"]
+//!
+//! [plugins.permission.config.zone_trust]   # the most trust a caller from
+//! external = 1                              # a zone has (none: no ceiling)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +50,10 @@ pub struct Policy {
     pub agents: BTreeMap<String, Agent>,
     /// How many audit records to keep (the oldest go first; 0 keeps all).
     pub max_audit_records: u32,
+    /// The most trust an agent calling from a zone (`local`, `trusted`,
+    /// `external`: where the host's client configuration puts it) has,
+    /// whatever its roles say. A zone not listed has no ceiling.
+    pub zone_trust: BTreeMap<String, u32>,
 }
 
 impl Default for Policy {
@@ -58,6 +65,7 @@ impl Default for Policy {
             roles: BTreeMap::new(),
             agents: BTreeMap::new(),
             max_audit_records: 100_000,
+            zone_trust: BTreeMap::new(),
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct Request<'a> {
     pub justification: &'a str,
     /// For how long, in seconds.
     pub duration_s: u64,
+    /// The caller's trust zone.
+    pub zone: &'a str,
 }
 
 /// Input the policy cannot decide on: an error for the caller, not a
@@ -207,9 +217,20 @@ impl Policy {
             )));
         }
         let trust = self.trust(agent);
-        if trust < resource.min_trust {
+        let ceiling = self.zone_trust.get(request.zone).copied();
+        let trust_here = ceiling.map_or(trust, |c| trust.min(c));
+        if trust_here < resource.min_trust {
+            let from = match ceiling {
+                Some(c) if c < trust => {
+                    format!(
+                        " (at most {c} when calling from the `{}` zone)",
+                        request.zone
+                    )
+                }
+                _ => String::new(),
+            };
             return Ok(Err(format!(
-                "agent `{}` has trust {trust}; `{}` needs {}",
+                "agent `{}` has trust {trust_here}{from}; `{}` needs {}",
                 request.agent, request.resource, resource.min_trust
             )));
         }
@@ -265,7 +286,24 @@ mod tests {
             scope,
             justification: "needed for the nightly job",
             duration_s: 60,
+            zone: "local",
         }
+    }
+
+    #[test]
+    fn a_zone_caps_trust() {
+        let mut p = policy();
+        p.zone_trust.insert("external".into(), 1);
+        let from_outside = Request {
+            zone: "external",
+            ..ask("alice", "secrets", Some("read"))
+        };
+        let refused = p.decide(&from_outside).unwrap().unwrap_err();
+        assert!(
+            refused.contains("at most 1 when calling from the `external` zone"),
+            "{refused}"
+        );
+        assert_eq!(p.decide(&ask("alice", "secrets", Some("read"))), Ok(Ok(60)));
     }
 
     #[test]
