@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use rmcp::model::{CallToolRequestParams, JsonObject, Meta};
+use rmcp::model::{CallToolRequestParams, JsonObject, MetaObject, RequestMetaObject};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use toolmesh_test_support::http::{HttpHost, add_client, config_args};
@@ -205,11 +205,11 @@ async fn an_agent_cannot_claim_another_in_meta() {
     let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
 
     let spoof = |agent: &str| {
-        let mut meta = Meta::new();
-        meta.0.insert("toolmesh/agent".into(), json!(agent));
-        CallToolRequestParams::new("discovery__register")
-            .with_arguments(object(json!({"id": agent, "capabilities": ["x"]})))
-            .with_meta(meta)
+        let meta = object(json!({"toolmesh/agent": agent}));
+        let mut params = CallToolRequestParams::new("discovery__register")
+            .with_arguments(object(json!({"id": agent, "capabilities": ["x"]})));
+        params.meta = Some(RequestMetaObject(MetaObject(meta)));
+        params
     };
     let alice = server.connect((), Some(&key)).await.unwrap();
     let refused = alice.call_tool(spoof("bob")).await.unwrap();
@@ -337,7 +337,11 @@ async fn a_session_belongs_to_the_client_that_opened_it() {
         .text()
         .await
         .unwrap();
-    assert!(stolen.contains("belongs to another client"), "{stolen}");
+    assert!(
+        stolen.contains("belongs to another client"),
+        "{}",
+        &stolen[..stolen.len().min(400)]
+    );
     let own = post(&server, Some(&alice), list)
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
@@ -347,7 +351,11 @@ async fn a_session_belongs_to_the_client_that_opened_it() {
         .text()
         .await
         .unwrap();
-    assert!(own.contains("hello__greet"), "{own}");
+    assert!(
+        own.contains("hello__greet"),
+        "{}",
+        &own[..own.len().min(400)]
+    );
     server.stop().await.unwrap();
 }
 
