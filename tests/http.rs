@@ -227,11 +227,37 @@ async fn an_agent_cannot_claim_another_in_meta() {
     assert_ne!(alice.call_tool(own).await.unwrap().is_error, Some(true));
     alice.cancel().await.unwrap();
 
-    // An admin may act for others.
+    // An admin may act for others, and reads the audit log as a resource.
     let ops = server.connect((), Some(&admin)).await.unwrap();
     let for_bob = ops.call_tool(spoof("bob")).await.unwrap();
     assert_ne!(for_bob.is_error, Some(true), "{for_bob:?}");
+    let listed = ops.list_all_resources().await.unwrap();
+    assert!(
+        listed.iter().any(|r| r.uri == "toolmesh://audit"),
+        "{listed:?}"
+    );
+    let audit = ops
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "toolmesh://audit",
+        ))
+        .await
+        .unwrap();
+    let text = match &audit.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("not text: {other:?}"),
+    };
+    let records: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["client"] == "laptop" && r["outcome"] == "error")
+    );
     ops.cancel().await.unwrap();
+    // Nobody else sees it.
+    let alice = server.connect((), Some(&key)).await.unwrap();
+    let listed = alice.list_all_resources().await.unwrap();
+    assert!(!listed.iter().any(|r| r.uri == "toolmesh://audit"));
+    alice.cancel().await.unwrap();
     server.stop().await.unwrap();
 }
 
@@ -713,5 +739,157 @@ async fn jwt_access_tokens_are_checked_against_the_jwks() {
         challenge.contains("insufficient_scope") && challenge.contains("scope=\"tools\""),
         "{challenge}"
     );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let host = TempHost::new().unwrap();
+    let mut args = host.args();
+    let dir = host.data_dir().parent().unwrap().to_owned();
+    args.extend(config_args(&dir, "[http]\nsession_idle_s = 1\n").unwrap());
+    let key = add_client(bin(), &args, "a", "alice", &[]).unwrap();
+    let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
+    let opened = post(&server, Some(&key), initialize())
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = opened.text().await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    // Left idle, the session goes; a request naming it then gets 404.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = post(&server, Some(&key), list.clone())
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle session never expired ({status})"
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn https_with_pem_files() {
+    let host = TempHost::new().unwrap();
+    let dir = host.data_dir().parent().unwrap().to_owned();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut args = host.args();
+    args.extend(
+        config_args(
+            &dir,
+            &format!(
+                "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert_path.display(),
+                key_path.display()
+            ),
+        )
+        .unwrap(),
+    );
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(&args)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("TOOLMESH_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+            .await
+            .unwrap();
+        assert!(n > 0, "toolmesh exited before listening");
+        if line.contains("serving MCP over HTTP") {
+            assert!(line.contains("tls=true"), "{line}");
+            let at = line.find("addr=").unwrap() + 5;
+            break line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move {
+        while tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut String::new())
+            .await
+            .unwrap_or(0)
+            > 0
+        {}
+    });
+
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::get(format!("http://{addr}/healthz")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    child.kill().await.unwrap();
+}
+
+/// One call slot: if cancelling over HTTP did not stop the spinning guest,
+/// the slot would stay taken and the next call would wait out the deadline.
+#[tokio::test]
+async fn cancelling_a_call_over_http_stops_the_running_guest() {
+    let host = TempHost::new().unwrap();
+    host.add_plugin(&test_plugin("hostile"), "hostile").unwrap();
+    let mut args = host.args();
+    let dir = host.data_dir().parent().unwrap().to_owned();
+    args.extend(
+        config_args(
+            &dir,
+            "[runtime]\nmax_concurrent_calls = 1\n[levels.untrusted]\ntimeout_ms = 60000\nfuel = 1000000000000\n",
+        )
+        .unwrap(),
+    );
+    let key = add_client(bin(), &args, "a", "alice", &[]).unwrap();
+    let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
+    let client = server.connect((), Some(&key)).await.unwrap();
+    let spin = client.call_tool(CallToolRequestParams::new("hostile__spin"));
+    // Dropping the request future makes rmcp send notifications/cancelled.
+    let outcome = tokio::time::timeout(Duration::from_millis(500), spin).await;
+    assert!(outcome.is_err(), "spin cannot finish on its own");
+    let started = Instant::now();
+    let params =
+        CallToolRequestParams::new("hello__greet").with_arguments(object(json!({"name": "next"})));
+    let next = tokio::time::timeout(Duration::from_secs(20), client.call_tool(params))
+        .await
+        .expect("the slot was freed")
+        .unwrap();
+    assert_ne!(next.is_error, Some(true), "{next:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    client.cancel().await.unwrap();
     server.stop().await.unwrap();
 }

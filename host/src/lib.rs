@@ -3,8 +3,10 @@
 //! A host that loads MCP tools as sandboxed WebAssembly components (defined
 //! by the WIT package in `wit/`) and serves them to agents over MCP.
 //!
-//! The data flow is one way: a request enters a transport ([`mcp`] on stdio,
-//! the [`control`] socket), which hands it to the [`service`]; the service
+//! The data flow is one way: a request enters a transport ([`mcp`] on stdio
+//! or, behind the [`http`] edge, over Streamable HTTP; the [`control`]
+//! socket), which fixes the caller's [`identity`] and hands it to the
+//! [`service`]; the service
 //! resolves the tool to a provider (the [`plugin`] registry, the mesh),
 //! validates, gates, runs it (plugin tools in the [`runtime`], a fresh store
 //! per call) and records its usage; the result flows back.
@@ -19,13 +21,15 @@
 //! - [`plugin`]: manifests, trust, access, the loader, the registry, install;
 //! - [`p2p`]: the mesh that shares plugins and weights between hosts;
 //! - [`service`]: the tool service, its gate and its providers;
-//! - [`mcp`], [`control`]: transports;
+//! - [`mcp`], [`http`], [`control`]: transports ([`http`] authenticates,
+//!   limits and audits at the edge, then serves [`mcp`]'s handler);
 //! - [`app`]: the host stack from a configuration, `serve` and `call`.
 //!
 //! Beside them: [`config`] reads `toolmesh.toml` (the edge: it names every
 //! layer's settings, and only [`app`] reads it whole); [`usage`] and
-//! [`stats`] keep what calls consumed; [`content_hash`], [`fs`] and [`text`]
-//! are small shared helpers.
+//! [`stats`] keep what calls consumed; [`audit`] keeps what HTTP clients
+//! asked; [`identity`] (a leaf) says who is calling; [`content_hash`],
+//! [`fs`] and [`text`] are small shared helpers.
 
 pub mod app;
 pub mod audit;

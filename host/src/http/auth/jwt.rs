@@ -2,8 +2,13 @@
 //! a JWKS file (signature, issuer, audience = this server's resource URL,
 //! expiry, not-before), with `jsonwebtoken` doing the cryptography. The
 //! file is re-read when it changes, so keys rotate without a restart.
+//!
+//! A token that passed is remembered (by its BLAKE3 hash, until it expires
+//! and at most [`REMEMBERED`] of them) so that a client's next request with
+//! it costs a hash and a lookup, not a signature check; the memory is
+//! dropped whenever the keys change.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -30,6 +35,9 @@ pub enum TokenError {
     Keys(String),
 }
 
+/// How many verified tokens are remembered (past it, the memory starts over).
+pub const REMEMBERED: usize = 10_000;
+
 /// Who a valid token names.
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
@@ -48,6 +56,15 @@ pub struct JwtVerifier {
     config: OAuthConfig,
     audience: String,
     keys: Mutex<KeyCache>,
+    verified: Mutex<HashMap<blake3::Hash, Verified>>,
+}
+
+/// A token that passed: whom it names and while it is valid (seconds since
+/// the Unix epoch).
+struct Verified {
+    identity: TokenIdentity,
+    not_before: u64,
+    expires: u64,
 }
 
 #[derive(Default)]
@@ -64,6 +81,7 @@ impl JwtVerifier {
             audience: config.audience.clone().unwrap_or(audience),
             config,
             keys: Mutex::new(KeyCache::default()),
+            verified: Mutex::new(HashMap::new()),
         };
         verifier.keys()?;
         Ok(verifier)
@@ -76,9 +94,40 @@ impl JwtVerifier {
 
     /// Checks `token` and says whom it names.
     pub fn verify(&self, token: &str) -> Result<TokenIdentity, TokenError> {
+        let keys = self.keys()?;
+        let hash = blake3::hash(token.as_bytes());
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(v) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            && v.not_before <= now
+            && now < v.expires
+        {
+            return Ok(v.identity.clone());
+        }
+        let (identity, not_before, expires) = self.check(token, &keys)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= REMEMBERED {
+            verified.clear();
+        }
+        verified.insert(
+            hash,
+            Verified {
+                identity: identity.clone(),
+                not_before,
+                expires,
+            },
+        );
+        Ok(identity)
+    }
+
+    /// The full check: header, key, signature, claims. Returns the identity
+    /// and the times it is valid between (with the leeway applied).
+    fn check(&self, token: &str, keys: &JwkSet) -> Result<(TokenIdentity, u64, u64), TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
-        let keys = self.keys()?;
         let jwk = match &header.kid {
             Some(kid) => keys.find(kid).ok_or_else(|| {
                 TokenError::Invalid(format!("no key with id `{}`", truncate(kid)))
@@ -102,7 +151,7 @@ impl JwtVerifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_S;
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
@@ -123,12 +172,16 @@ impl JwtVerifier {
             .into_iter()
             .filter(|s| granted.contains(s.name()))
             .collect();
-        Ok(TokenIdentity {
+        let time = |name: &str| claims.get(name).and_then(Value::as_u64);
+        let not_before = time("nbf").map_or(0, |t| t.saturating_sub(LEEWAY_S));
+        let expires = time("exp").map_or(0, |t| t.saturating_add(LEEWAY_S));
+        let identity = TokenIdentity {
             agent,
             client: text("client_id").or_else(|| text("azp")),
             scopes,
             zone: self.config.zone,
-        })
+        };
+        Ok((identity, not_before, expires))
     }
 
     fn keys(&self) -> Result<Arc<JwkSet>, TokenError> {
@@ -157,10 +210,18 @@ impl JwtVerifier {
             let set = Arc::new(set);
             cache.set = Some(set.clone());
             cache.stamp = stamp;
+            // Tokens checked against the old keys are checked again.
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             Ok(set)
         }
     }
 }
+
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+const LEEWAY_S: u64 = 30;
 
 fn truncate(s: &str) -> std::borrow::Cow<'_, str> {
     crate::text::truncate(s, 64)
