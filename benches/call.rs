@@ -10,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use toolmesh::app::Stack;
+use toolmesh::capability::CallInputs;
 use toolmesh::config::Config;
 use toolmesh::service::CallMeta;
 use toolmesh::wit::CallContext;
@@ -43,7 +44,14 @@ fn bench_call(c: &mut Criterion) {
     group.bench_function("instantiate_and_call/hello_add", |b| {
         b.to_async(&rt).iter(|| async {
             runtime
-                .call(&code, &ctx, "add", r#"{"a":1,"b":2}"#, &cancel, None)
+                .call(
+                    &code,
+                    &ctx,
+                    "add",
+                    r#"{"a":1,"b":2}"#,
+                    &cancel,
+                    CallInputs::local(),
+                )
                 .await
                 .0
                 .expect("add")
@@ -164,7 +172,14 @@ fn bench_fuel(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 runtime
-                    .call(&code, &ctx, "burn", r#"{"rounds":1000000}"#, &cancel, None)
+                    .call(
+                        &code,
+                        &ctx,
+                        "burn",
+                        r#"{"rounds":1000000}"#,
+                        &cancel,
+                        CallInputs::local(),
+                    )
                     .await
                     .0
                     .expect("burn")
@@ -247,7 +262,17 @@ fn bench_capabilities(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let progress = (name == "progress").then(|| sink.clone());
                 runtime
-                    .call(&code, &ctx, "noop", "{}", &cancel, progress)
+                    .call(
+                        &code,
+                        &ctx,
+                        "noop",
+                        "{}",
+                        &cancel,
+                        CallInputs {
+                            progress,
+                            ..CallInputs::local()
+                        },
+                    )
                     .await
                     .0
                     .expect("noop")

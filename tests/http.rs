@@ -434,7 +434,7 @@ async fn serving_beyond_loopback_without_authentication_is_refused() {
     let mut args = host.args();
     args.extend(
         config_args(
-            &host.data_dir().parent().unwrap().to_owned(),
+            host.data_dir().parent().unwrap(),
             "[http]\nauth = \"none\"\n",
         )
         .unwrap(),

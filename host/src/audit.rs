@@ -22,6 +22,9 @@ const QUEUE: usize = 8192;
 /// The most records one batch writes before syncing.
 const BATCH: usize = 1024;
 
+/// How long the writer lets records gather after the first of a batch.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// One audited request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuditRecord {
@@ -127,6 +130,14 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            // Let a burst gather, so one fsync covers more records.
+            if batch.len() < BATCH {
+                tokio::time::sleep(GATHER).await;
+                while batch.len() < BATCH {
+                    let Ok(message) = rx.try_recv() else { break };
+                    batch.push(message);
+                }
+            }
             let mut flushes = Vec::new();
             let mut records = Vec::with_capacity(batch.len());
             for message in batch.drain(..) {
@@ -215,10 +226,10 @@ impl Writer {
         self.last_prune = Some(now);
         let oldest = day_of(unix_ms(now).saturating_sub(self.retention.as_millis() as u64));
         for (day, path) in day_files(&self.dir) {
-            if day < oldest {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), "cannot remove an old audit file: {e}");
-                }
+            if day < oldest
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(path = %path.display(), "cannot remove an old audit file: {e}");
             }
         }
     }

@@ -88,13 +88,16 @@ impl Allowances {
         if let Some(a) = self
             .clients
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(client)
             .filter(|a| a.limits == limits)
         {
             return a.clone();
         }
-        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self
+            .clients
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = clients
             .entry(client.to_owned())
             .or_insert_with(|| Arc::new(ClientAllowance::new(limits)));
@@ -132,6 +135,6 @@ mod tests {
         let refused = a.start_call("a").unwrap_err();
         assert!(refused.to_string().contains("1 tool calls running"));
         drop(held);
-        a.start_call("a").unwrap();
+        let _again = a.start_call("a").unwrap();
     }
 }

@@ -278,10 +278,12 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let bytes_in = request
-            .arguments
-            .as_ref()
-            .map_or(0, |a| serde_json::to_vec(a).map_or(0, |v| v.len()));
+        // Sizes are for the audit log only: skip the work without one.
+        let audited = edge.is_some() && self.audit.is_some();
+        let bytes_in = match &request.arguments {
+            Some(a) if audited => serde_json::to_vec(a).map_or(0, |v| v.len()),
+            _ => 0,
+        };
         // The client's cap on calls in flight, held until the call ends.
         let _slot = match &edge {
             Some(edge) => match edge.allowance.start_call(&edge.auth.client) {
@@ -350,7 +352,7 @@ impl ServerHandler for McpServer {
         {
             tracing::debug!("progress notifications still queued when the result was sent");
         }
-        if let Some(edge) = &edge {
+        if let Some(edge) = edge.as_ref().filter(|_| audited) {
             let (outcome_name, bytes_out) = match &outcome {
                 Ok(result) => (
                     if result.is_error == Some(true) {

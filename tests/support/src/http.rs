@@ -51,7 +51,10 @@ impl HttpHost {
                 {
                     let _ = tx.send(addr);
                 }
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
             }
         });
         let addr = tokio::time::timeout(Duration::from_secs(120), addr_rx)

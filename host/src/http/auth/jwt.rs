@@ -100,7 +100,7 @@ impl JwtVerifier {
         if let Some(v) = self
             .verified
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&hash)
             && v.not_before <= now
             && now < v.expires
@@ -108,7 +108,10 @@ impl JwtVerifier {
             return Ok(v.identity.clone());
         }
         let (identity, not_before, expires) = self.check(token, &keys)?;
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if verified.len() >= REMEMBERED {
             verified.clear();
         }
@@ -192,7 +195,10 @@ impl JwtVerifier {
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             meta.len(),
         ));
-        let mut cache = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(set) = &cache.set
             && cache.stamp == stamp
         {
@@ -213,7 +219,7 @@ impl JwtVerifier {
             // Tokens checked against the old keys are checked again.
             self.verified
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clear();
             Ok(set)
         }

@@ -294,7 +294,10 @@ impl KeyIndex {
                 });
             }
         };
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if state.stamp != stamp || stamp.is_none() && !state.by_hash.is_empty() {
             let mut by_hash = HashMap::new();
             for client in self.store.list()? {
