@@ -760,10 +760,12 @@ async fn idle_sessions_expire() {
         .to_owned();
     let _ = opened.text().await;
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    // Left idle, the session goes; a request naming it then gets 404.
+    // Left idle, the session goes; a request naming it then gets 404. (Each
+    // request keeps a session alive, so look only every 3 s, well past the
+    // 1 s idle limit.)
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let status = post(&server, Some(&key), list.clone())
             .header("mcp-session-id", &session)
             .header("mcp-protocol-version", "2025-11-25")
