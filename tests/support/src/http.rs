@@ -30,7 +30,8 @@ impl HttpHost {
         cmd.args(args)
             .args(["serve", "--http", "127.0.0.1:0"])
             .args(extra)
-            .env("TOOLMESH_LOG", "info")
+            // Info for the listening line; rmcp logs every stateless request at info.
+            .env("TOOLMESH_LOG", "info,rmcp=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
