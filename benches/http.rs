@@ -30,7 +30,7 @@ use toolmesh::http::auth::Authenticator;
 use toolmesh::http::auth::keys::{ClientStore, NewClient};
 use toolmesh::http::config::{HttpConfig, OAuthConfig};
 use toolmesh::identity::{Scope, Zone};
-use toolmesh_test_support::http::{HttpHost, add_client, config_args};
+use toolmesh_test_support::http::{HttpHost, add_client};
 use toolmesh_test_support::{CpuMeter, TempHost};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -128,10 +128,8 @@ fn report(what: &str, l: &Load) {
 
 async fn http_host(audit: bool) -> (TempHost, HttpHost, String) {
     let host = TempHost::new().expect("host");
-    let mut args = host.args();
-    let dir = host.data_dir().parent().expect("dir").to_owned();
     let toml = format!("[http.audit]\nenabled = {audit}\n");
-    args.extend(config_args(&dir, &toml).expect("config"));
+    let args = host.args_with_config(&toml).expect("config");
     let key = add_client(
         Path::new(BIN),
         &args,

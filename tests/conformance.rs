@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use toolmesh_test_support::http::{HttpHost, add_client, config_args};
+use toolmesh_test_support::http::{HttpHost, add_client};
 use toolmesh_test_support::{TempHost, test_plugin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -45,15 +45,7 @@ async fn conformance_host() -> (TempHost, HttpHost) {
     let host = TempHost::new().unwrap();
     host.add_plugin(&test_plugin("conformance"), "conformance")
         .unwrap();
-    let mut args = host.args();
-    let dir = host.data_dir().parent().unwrap().to_owned();
-    args.extend(
-        config_args(
-            &dir,
-            "bundled_plugins = false\n[http]\nauth = \"none\"\n[plugins.conformance]\nprefix = false\n",
-        )
-        .unwrap(),
-    );
+    let args = host.args_with_config("bundled_plugins = false\n[http]\nauth = \"none\"\n[plugins.conformance]\nprefix = false\n").unwrap();
     let server = HttpHost::start(Path::new(BIN), &args, &[]).await.unwrap();
     (host, server)
 }

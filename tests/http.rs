@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rmcp::model::{CallToolRequestParams, JsonObject, MetaObject, RequestMetaObject};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use toolmesh_test_support::http::{HttpHost, add_client, config_args};
+use toolmesh_test_support::http::{HttpHost, add_client};
 use toolmesh_test_support::{TempHost, test_plugin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -23,6 +23,18 @@ fn object(v: Value) -> JsonObject {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     }
+}
+
+/// A request's headers for session `session` on the 2025-11-25 protocol.
+fn in_session(request: reqwest::RequestBuilder, session: &str) -> reqwest::RequestBuilder {
+    request
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+}
+
+/// The start of `text`, for assertion messages.
+fn head(text: &str) -> String {
+    text.chars().take(400).collect()
 }
 
 /// A raw JSON-RPC POST to `/mcp`.
@@ -341,22 +353,21 @@ async fn a_session_belongs_to_the_client_that_opened_it() {
         .unwrap()
         .to_owned();
     let _ = opened.text().await;
-    let initialized = post(
-        &server,
-        Some(&alice),
-        json!({"jsonrpc": "2.0",
+    let initialized = in_session(
+        post(
+            &server,
+            Some(&alice),
+            json!({"jsonrpc": "2.0",
         "method": "notifications/initialized"}),
+        ),
+        &session,
     )
-    .header("mcp-session-id", &session)
-    .header("mcp-protocol-version", "2025-11-25")
     .send()
     .await
     .unwrap();
     assert!(initialized.status().is_success());
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let stolen = post(&server, Some(&mallory), list.clone())
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let stolen = in_session(post(&server, Some(&mallory), list.clone()), &session)
         .send()
         .await
         .unwrap()
@@ -366,22 +377,16 @@ async fn a_session_belongs_to_the_client_that_opened_it() {
     assert!(
         stolen.contains("belongs to another client"),
         "{}",
-        &stolen[..stolen.len().min(400)]
+        head(&stolen)
     );
-    let own = post(&server, Some(&alice), list)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let own = in_session(post(&server, Some(&alice), list), &session)
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(
-        own.contains("hello__greet"),
-        "{}",
-        &own[..own.len().min(400)]
-    );
+    assert!(own.contains("hello__greet"), "{}", head(&own));
     server.stop().await.unwrap();
 }
 
@@ -431,14 +436,7 @@ async fn the_stateless_era_answers_server_discover() {
 #[tokio::test]
 async fn serving_beyond_loopback_without_authentication_is_refused() {
     let host = TempHost::new().unwrap();
-    let mut args = host.args();
-    args.extend(
-        config_args(
-            host.data_dir().parent().unwrap(),
-            "[http]\nauth = \"none\"\n",
-        )
-        .unwrap(),
-    );
+    let args = host.args_with_config("[http]\nauth = \"none\"\n").unwrap();
     let out = std::process::Command::new(bin())
         .args(&args)
         .args(["serve", "--http", "0.0.0.0:0"])
@@ -452,15 +450,11 @@ async fn serving_beyond_loopback_without_authentication_is_refused() {
 #[tokio::test]
 async fn idle_connections_and_trickling_clients_cannot_hold_the_host() {
     let host = TempHost::new().unwrap();
-    let mut args = host.args();
-    let dir = host.data_dir().parent().unwrap().to_owned();
-    args.extend(
-        config_args(
-            &dir,
+    let args = host
+        .args_with_config(
             "[http]\nheader_timeout_ms = 2000\nbody_timeout_ms = 2000\nmax_connections = 1200\n",
         )
-        .unwrap(),
-    );
+        .unwrap();
     let key = add_client(bin(), &args, "a", "alice", &[]).unwrap();
     let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
 
@@ -519,7 +513,7 @@ async fn a_flooding_client_gets_429_and_cannot_starve_another() {
         &args,
         "flood",
         "f",
-        &["--rate", "20", "--burst", "20"],
+        &["--rate", "1", "--burst", "20"],
     )
     .unwrap();
     let calm = add_client(bin(), &args, "calm", "c", &[]).unwrap();
@@ -652,17 +646,10 @@ async fn jwt_access_tokens_are_checked_against_the_jwks() {
     // The audience is this server's resource URL; fixed here, since the
     // port is chosen at start.
     let resource = "https://tools.example.test/mcp";
-    let mut args = host.args();
-    args.extend(
-        config_args(
-            &dir,
-            &format!(
+    let args = host.args_with_config(&format!(
                 "[http]\nresource_url = \"{resource}\"\n[http.oauth]\nissuer = \"https://auth.example.test\"\njwks_file = \"{}\"\nzone = \"trusted\"\n",
                 jwks.display()
-            ),
-        )
-        .unwrap(),
-    );
+            )).unwrap();
     let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
     let claims = |overrides: Value| {
         let mut c = json!({"iss": "https://auth.example.test", "aud": resource, "sub": "carol",
@@ -745,9 +732,9 @@ async fn jwt_access_tokens_are_checked_against_the_jwks() {
 #[tokio::test]
 async fn idle_sessions_expire() {
     let host = TempHost::new().unwrap();
-    let mut args = host.args();
-    let dir = host.data_dir().parent().unwrap().to_owned();
-    args.extend(config_args(&dir, "[http]\nsession_idle_s = 1\n").unwrap());
+    let args = host
+        .args_with_config("[http]\nsession_idle_s = 1\n")
+        .unwrap();
     let key = add_client(bin(), &args, "a", "alice", &[]).unwrap();
     let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
     let opened = post(&server, Some(&key), initialize())
@@ -766,9 +753,7 @@ async fn idle_sessions_expire() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let status = post(&server, Some(&key), list.clone())
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-11-25")
+        let status = in_session(post(&server, Some(&key), list.clone()), &session)
             .send()
             .await
             .unwrap()
@@ -792,18 +777,13 @@ async fn https_with_pem_files() {
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let mut args = host.args();
-    args.extend(
-        config_args(
-            &dir,
-            &format!(
-                "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-                cert_path.display(),
-                key_path.display()
-            ),
-        )
-        .unwrap(),
-    );
+    let args = host
+        .args_with_config(&format!(
+            "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ))
+        .unwrap();
     let mut cmd = tokio::process::Command::new(bin());
     cmd.args(&args)
         .args(["serve", "--http", "127.0.0.1:0"])
@@ -863,15 +843,7 @@ async fn https_with_pem_files() {
 async fn cancelling_a_call_over_http_stops_the_running_guest() {
     let host = TempHost::new().unwrap();
     host.add_plugin(&test_plugin("hostile"), "hostile").unwrap();
-    let mut args = host.args();
-    let dir = host.data_dir().parent().unwrap().to_owned();
-    args.extend(
-        config_args(
-            &dir,
-            "[runtime]\nmax_concurrent_calls = 1\n[levels.untrusted]\ntimeout_ms = 60000\nfuel = 1000000000000\n",
-        )
-        .unwrap(),
-    );
+    let args = host.args_with_config("[runtime]\nmax_concurrent_calls = 1\n[levels.untrusted]\ntimeout_ms = 60000\nfuel = 1000000000000\n").unwrap();
     let key = add_client(bin(), &args, "a", "alice", &[]).unwrap();
     let server = HttpHost::start(bin(), &args, &[]).await.unwrap();
     let client = server.connect((), Some(&key)).await.unwrap();

@@ -6,6 +6,7 @@
 //! rather than dropping records. Files older than the retention are
 //! removed. `toolmesh audit` and the `toolmesh://audit` resource read it.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -247,38 +248,40 @@ pub struct AuditFilter {
 }
 
 /// The records in `dir` that pass `filter`, oldest first. Lines that do
-/// not parse (a torn last line after a crash) are skipped.
+/// not parse (a torn last line after a crash) are skipped. With a limit,
+/// days are read newest first and only the newest `limit` records are ever
+/// held, however long the log.
 pub fn read(dir: &Path, filter: &AuditFilter) -> std::io::Result<Vec<AuditRecord>> {
     let first_day = filter.since_ms.map(day_of);
-    let mut out = Vec::new();
-    for (day, path) in day_files(dir) {
-        if first_day.as_ref().is_some_and(|first| day < *first) {
-            continue;
+    let limit = filter.limit.unwrap_or(usize::MAX);
+    let mut days: Vec<VecDeque<AuditRecord>> = Vec::new();
+    let mut held = 0;
+    for (day, path) in day_files(dir).into_iter().rev() {
+        if held >= limit || first_day.as_ref().is_some_and(|first| day < *first) {
+            break;
         }
+        let mut newest = VecDeque::new();
         let file = std::io::BufReader::new(std::fs::File::open(&path)?);
         for line in file.lines() {
             let Ok(record) = serde_json::from_str::<AuditRecord>(&line?) else {
                 continue;
             };
-            if filter.since_ms.is_some_and(|s| record.time_ms < s) {
-                continue;
+            let wanted = filter.since_ms.is_none_or(|s| record.time_ms >= s)
+                && filter
+                    .client
+                    .as_ref()
+                    .is_none_or(|c| record.client.as_ref() == Some(c));
+            if wanted {
+                if newest.len() == limit - held {
+                    newest.pop_front();
+                }
+                newest.push_back(record);
             }
-            if filter
-                .client
-                .as_ref()
-                .is_some_and(|c| record.client.as_ref() != Some(c))
-            {
-                continue;
-            }
-            out.push(record);
         }
+        held += newest.len();
+        days.push(newest);
     }
-    if let Some(limit) = filter.limit
-        && out.len() > limit
-    {
-        out.drain(..out.len() - limit);
-    }
-    Ok(out)
+    Ok(days.into_iter().rev().flatten().collect())
 }
 
 /// The day files in `dir`, by day, oldest first.
@@ -366,6 +369,11 @@ mod tests {
             ..AuditFilter::default()
         };
         assert_eq!(read(dir.path(), &since).unwrap().len(), 1);
+        let newest = AuditFilter {
+            limit: Some(1),
+            ..AuditFilter::default()
+        };
+        assert_eq!(read(dir.path(), &newest).unwrap(), vec![record(now, "b")]);
     }
 
     #[tokio::test]

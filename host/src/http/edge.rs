@@ -113,13 +113,9 @@ async fn read_body(
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
-            // axum reports the limit as an error whose chain says so.
-            let mut too_large = false;
-            let mut cause: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(c) = cause {
-                too_large |= c.to_string().contains("length limit");
-                cause = c.source();
-            }
+            // axum wraps the limit's own error type.
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>);
             Err(Box::new(if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -88,10 +88,7 @@ impl HttpServer {
         .await?;
         let addr = listener.local_addr()?;
         let resource_url = config.resource_url(addr);
-        let origin = resource_url
-            .find("/mcp")
-            .map_or(resource_url.as_str(), |i| &resource_url[..i])
-            .to_owned();
+        let origin = origin_of(&resource_url).to_owned();
         let auth = Authenticator::new(config, data_dir, &resource_url)?;
         let shutdown = CancellationToken::new();
         let state = Arc::new(HttpState {
@@ -144,6 +141,14 @@ impl HttpServer {
             audit.flush().await;
         }
     }
+}
+
+/// `scheme://authority` of `url` (where this server serves its metadata).
+fn origin_of(url: &str) -> &str {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    url[authority..]
+        .find('/')
+        .map_or(url, |end| &url[..authority + end])
 }
 
 /// rmcp's settings: Host and Origin allowlists (loopback names, the
@@ -243,4 +248,22 @@ async fn protected_resource(State(state): State<Arc<HttpState>>) -> Response {
         "resource_name": "toolmesh",
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn the_metadata_lives_at_the_resource_origin() {
+        assert_eq!(
+            origin_of("https://tools.example.com/a/mcp"),
+            "https://tools.example.com"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/mcp"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(origin_of("http://host"), "http://host");
+    }
 }

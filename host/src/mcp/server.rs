@@ -6,20 +6,18 @@
 //! a session to the client that opened it, caps the client's calls in
 //! flight, and audits each request.
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::model::{ListPromptsRequestMethod, ListPromptsResult, SubscriptionFilter};
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
-
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsRequestMethod, ListPromptsResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
 use super::dispatch::{Dispatch, serve_on_own_thread};
 use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, unix_ms};
@@ -203,17 +201,17 @@ impl ServerHandler for McpServer {
     }
 
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        if subscription.sink().accepted().tools_list_changed != Some(true) {
+            subscription.cancelled().await;
+            return Ok(());
+        }
         let mut changes = self.service.plugins().registry().changes();
-        let wants_tools = subscription.sink().accepted().tools_list_changed == Some(true);
         loop {
             tokio::select! {
                 _ = subscription.cancelled() => return Ok(()),
                 changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    if wants_tools
-                        && subscription.sink().notify_tool_list_changed().await.is_err()
+                    if changed.is_err()
+                        || subscription.sink().notify_tool_list_changed().await.is_err()
                     {
                         return Ok(());
                     }

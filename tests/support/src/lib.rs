@@ -68,6 +68,14 @@ impl TempHost {
         Ok(to)
     }
 
+    /// [`TempHost::args`], and `--config` for a `toolmesh.toml` (in this
+    /// host's directory) holding `toml`.
+    pub fn args_with_config(&self, toml: &str) -> anyhow::Result<Vec<String>> {
+        let mut args = self.args();
+        args.extend(http::config_args(self.dir.path(), toml)?);
+        Ok(args)
+    }
+
     /// The arguments that point `toolmesh` at this host's directories, and
     /// at a compile cache shared by every test host (so each test does not
     /// compile the bundled plugins again).

@@ -298,7 +298,7 @@ impl KeyIndex {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.stamp != stamp || stamp.is_none() && !state.by_hash.is_empty() {
+        if state.stamp != stamp {
             let mut by_hash = HashMap::new();
             for client in self.store.list()? {
                 let Ok(hash) = blake3::Hash::from_hex(&client.key_hash) else {
