@@ -129,7 +129,7 @@ fn cases(secret: &Path, listening: std::net::SocketAddr) -> Vec<Case> {
         case(
             "hostile__output",
             json!({"mib": 4}),
-            Error("output too large: 4194304 bytes; the `untrusted` level allows 1048576"),
+            Error("output too large: 4194320 bytes; the `untrusted` level allows 1048576"),
         ),
         case(
             "hostile__panic",

@@ -46,6 +46,9 @@ pub struct Level {
     pub kv_bytes: u64,
     /// Most bytes of blobs the plugin may store.
     pub blob_bytes: u64,
+    /// Most questions (elicitations, samplings, roots) one call may ask its
+    /// client.
+    pub client_requests: u32,
     /// The capabilities a plugin at this level may be granted.
     pub capabilities: BTreeSet<Capability>,
 }
@@ -61,6 +64,7 @@ impl Level {
             && self.max_output_bytes <= other.max_output_bytes
             && self.kv_bytes <= other.kv_bytes
             && self.blob_bytes <= other.blob_bytes
+            && self.client_requests <= other.client_requests
             && self.capabilities.is_subset(&other.capabilities)
     }
 }
@@ -83,6 +87,8 @@ pub struct LevelOverrides {
     pub kv_bytes: Option<u64>,
     /// Most blob bytes.
     pub blob_bytes: Option<u64>,
+    /// Most questions one call may ask its client.
+    pub client_requests: Option<u32>,
     /// The capabilities that may be granted (replaces the level's list).
     pub capabilities: Option<Vec<Capability>>,
 }
@@ -98,8 +104,11 @@ pub fn builtin() -> Vec<Level> {
     use Capability::*;
     // Every level may log, report progress, and keep kv and blobs (all under
     // quota) and read files the operator put in its own files directory.
-    const BASE: &[Capability] = &[Log, Progress, Kv, Blobs, FsRead];
-    // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB, blob MiB, more capabilities)
+    // Any may ask the user (elicitation); asking the client's model costs
+    // the user money and roots name the user's directories: standard and up.
+    const BASE: &[Capability] = &[Log, Progress, Kv, Blobs, FsRead, Elicitation];
+    // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB, blob MiB,
+    //  client requests, more capabilities)
     type Row = (
         &'static str,
         u64,
@@ -109,10 +118,11 @@ pub fn builtin() -> Vec<Level> {
         usize,
         u64,
         u64,
+        u32,
         &'static [Capability],
     );
     let table: [Row; 3] = [
-        ("untrusted", 1_000_000_000, 64, 64, 10, 1, 1, 16, &[]),
+        ("untrusted", 1_000_000_000, 64, 64, 10, 1, 1, 16, 4, &[]),
         (
             "standard",
             10_000_000_000,
@@ -122,7 +132,8 @@ pub fn builtin() -> Vec<Level> {
             8,
             64,
             1_024,
-            &[FsWrite, Env],
+            16,
+            &[FsWrite, Env, Sampling, Roots],
         ),
         (
             "trusted",
@@ -133,13 +144,14 @@ pub fn builtin() -> Vec<Level> {
             64,
             1_024,
             16_384,
-            &[FsWrite, Env, FsHost],
+            64,
+            &[FsWrite, Env, FsHost, Sampling, Roots],
         ),
     ];
     table
         .into_iter()
         .map(
-            |(name, fuel, memory, handles, timeout, output, kv, blobs, more)| Level {
+            |(name, fuel, memory, handles, timeout, output, kv, blobs, asks, more)| Level {
                 name: name.to_owned(),
                 fuel,
                 memory_bytes: memory * MIB,
@@ -148,6 +160,7 @@ pub fn builtin() -> Vec<Level> {
                 max_output_bytes: output * MIB,
                 kv_bytes: kv * MIB as u64,
                 blob_bytes: blobs * MIB as u64,
+                client_requests: asks,
                 capabilities: BASE.iter().chain(more).copied().collect(),
             },
         )
@@ -200,6 +213,10 @@ impl Levels {
             if let Some(bytes) = o.blob_bytes {
                 level.blob_bytes = in_range(bytes, 0, 1 << 50, &key("blob_bytes"))?;
             }
+            if let Some(asks) = o.client_requests {
+                level.client_requests = in_range(asks.into(), 0, 10_000, &key("client_requests"))?
+                    as u32;
+            }
             if let Some(capabilities) = &o.capabilities {
                 level.capabilities = capabilities.iter().copied().collect();
             }
@@ -251,6 +268,7 @@ impl Levels {
             max_output_bytes: r.max_output_bytes.min(c.max_output_bytes),
             kv_bytes: r.kv_bytes.min(c.kv_bytes),
             blob_bytes: r.blob_bytes.min(c.blob_bytes),
+            client_requests: r.client_requests.min(c.client_requests),
             capabilities: r
                 .capabilities
                 .intersection(&c.capabilities)

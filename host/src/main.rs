@@ -342,8 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 agent,
                 token,
                 budget,
-                operator: false,
-                caller: None,
+                ..CallMeta::default()
             };
             call(&config, &tool, &arguments, meta).await
         }

@@ -24,6 +24,19 @@ pub enum Content {
         /// The IANA media type.
         mime_type: String,
     },
+    /// A resource's contents, embedded.
+    Resource(crate::ResourceContents),
+    /// A link to a resource the client may read.
+    ResourceLink {
+        /// Its URI, as this plugin names it.
+        uri: String,
+        /// Its name.
+        name: String,
+        /// What it is.
+        description: Option<String>,
+        /// Its media type.
+        mime_type: Option<String>,
+    },
 }
 
 /// A tool's successful result, as the host receives it.

@@ -1,4 +1,5 @@
-//! Tools, the plugin that holds them, and the glue to the WIT `tools` export.
+//! Tools: a name, a description, hints, schemas derived from the argument
+//! and result types, and the handler.
 
 use std::fmt;
 
@@ -6,7 +7,7 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 
 use crate::bindings::toolmesh::plugin::types as wit;
-use crate::output::{Content, IntoToolOutput, ToolOutput};
+use crate::output::{IntoToolOutput, ToolOutput};
 
 /// Facts about the call in progress, for handlers made with
 /// [`Tool::with_context`].
@@ -60,6 +61,10 @@ impl std::error::Error for ToolError {}
 
 type Handler = Box<dyn Fn(&CallContext, &str) -> Result<ToolOutput, ToolError>>;
 
+/// A feature of the connected client a tool needs on every call (see
+/// [`Tool::needs`]).
+pub use crate::bindings::toolmesh::plugin::types::ClientFeature;
+
 /// One tool: its name, description, hints, schemas and handler.
 pub struct Tool {
     name: &'static str,
@@ -71,7 +76,8 @@ pub struct Tool {
     open_world: bool,
     input_schema: fn() -> Schema,
     output_schema: fn() -> Option<Schema>,
-    handler: Handler,
+    needs: Vec<ClientFeature>,
+    pub(crate) handler: Handler,
 }
 
 impl Tool {
@@ -108,6 +114,7 @@ impl Tool {
             open_world: true,
             input_schema: || schemars::schema_for!(A),
             output_schema: R::output_schema,
+            needs: Vec::new(),
             handler: Box::new(move |ctx, json| {
                 let args: A = serde_json::from_str(json)
                     .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
@@ -147,12 +154,22 @@ impl Tool {
         self
     }
 
+    /// Every call needs the client to have `feature` (it asks through
+    /// [`client`](crate::client)): a client without it is refused before
+    /// the tool runs, with an error naming the feature.
+    pub fn needs(mut self, feature: ClientFeature) -> Self {
+        if !self.needs.contains(&feature) {
+            self.needs.push(feature);
+        }
+        self
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &'static str {
         self.name
     }
 
-    fn spec(&self) -> wit::ToolSpec {
+    pub(crate) fn spec(&self) -> wit::ToolSpec {
         wit::ToolSpec {
             name: self.name.to_owned(),
             title: self.title.map(str::to_owned),
@@ -165,98 +182,20 @@ impl Tool {
                 idempotent: self.idempotent,
                 open_world: self.open_world,
             },
+            needs: self.needs.clone(),
         }
     }
 }
 
-fn schema_json(schema: &Schema) -> String {
+pub(crate) fn schema_json(schema: &Schema) -> String {
     // A `Schema` is a JSON value already; writing it cannot fail.
     serde_json::to_string(schema).unwrap_or_else(|_| "{}".to_owned())
-}
-
-/// The set of tools a plugin exports.
-#[derive(Default)]
-pub struct Plugin {
-    tools: Vec<Tool>,
-}
-
-impl Plugin {
-    /// A plugin with no tools yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a tool.
-    pub fn tool(mut self, tool: Tool) -> Self {
-        self.tools.push(tool);
-        self
-    }
-
-    /// Runs tool `name` on JSON `arguments`, as the host would. Handy in
-    /// native unit tests of a plugin.
-    pub fn call_json(&self, name: &str, arguments: &str) -> Result<ToolOutput, ToolError> {
-        self.call_with(&CallContext::default(), name, arguments)
-    }
-
-    /// Runs tool `name` on JSON `arguments` with a call context.
-    pub fn call_with(
-        &self,
-        ctx: &CallContext,
-        name: &str,
-        arguments: &str,
-    ) -> Result<ToolOutput, ToolError> {
-        let tool = self
-            .tools
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| ToolError::InvalidArguments(format!("no tool named `{name}`")))?;
-        (tool.handler)(ctx, arguments)
-    }
-
-    #[doc(hidden)]
-    pub fn __wit_list(&self) -> Vec<wit::ToolSpec> {
-        self.tools.iter().map(Tool::spec).collect()
-    }
-
-    #[doc(hidden)]
-    pub fn __wit_call(
-        &self,
-        ctx: wit::CallContext,
-        name: &str,
-        arguments: &str,
-    ) -> Result<wit::ToolOutput, wit::ToolError> {
-        let ctx = CallContext {
-            request_id: ctx.request_id,
-            client: ctx.client,
-        };
-        match self.call_with(&ctx, name, arguments) {
-            Ok(out) => Ok(wit::ToolOutput {
-                content: out.content.into_iter().map(content_to_wit).collect(),
-                structured: out.structured,
-            }),
-            Err(ToolError::InvalidArguments(m)) => Err(wit::ToolError::InvalidArguments(m)),
-            Err(ToolError::Denied(m)) => Err(wit::ToolError::Denied(m)),
-            Err(ToolError::Failed(m)) => Err(wit::ToolError::Failed(m)),
-        }
-    }
-}
-
-fn content_to_wit(content: Content) -> wit::ContentBlock {
-    match content {
-        Content::Text(t) => wit::ContentBlock::Text(t),
-        Content::Image { data, mime_type } => {
-            wit::ContentBlock::Image(wit::Media { data, mime_type })
-        }
-        Content::Audio { data, mime_type } => {
-            wit::ContentBlock::Audio(wit::Media { data, mime_type })
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Structured;
+    use crate::{Plugin, Structured};
     use serde::{Deserialize, Serialize};
 
     #[derive(Deserialize, JsonSchema)]

@@ -17,6 +17,10 @@ const TEST_PLUGINS: &[PluginCrate] = &[
         package: "conformance",
         dir: "tests/plugins/conformance",
     },
+    PluginCrate {
+        package: "legacy",
+        dir: "tests/plugins/legacy",
+    },
 ];
 
 fn main() {

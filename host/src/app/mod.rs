@@ -147,5 +147,9 @@ fn open_stores(config: &Config) -> HostStores {
         .inspect_err(|e| tracing::warn!(path = %blobs_dir.display(), "blob store unavailable: {e}"))
         .ok()
         .map(Arc::new);
-    HostStores { kv, blobs }
+    HostStores {
+        kv,
+        blobs,
+        updates: Some(Arc::default()),
+    }
 }

@@ -65,6 +65,7 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         http = ?http.as_ref().map(HttpServer::addr),
         "serving MCP"
     );
+    relist_on_announcement(&stack);
     let mut service = stack.service.clone();
     let snapshot_path = config.data_dir().join(stats::FILE);
     let snapshots = tokio::spawn(stats::keep_written(service.clone(), snapshot_path.clone()));
@@ -103,6 +104,39 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         tracing::warn!(path = %snapshot_path.display(), "cannot write the usage snapshot: {e}");
     }
     served
+}
+
+/// Lists a plugin again when it announces that its lists changed
+/// (`notify.list-changed`): loaded anew from where it came from, through
+/// the same checks, and swapped into the registry (clients then hear
+/// `tools/list_changed`). A failed reload keeps the loaded version.
+fn relist_on_announcement(stack: &Stack) {
+    let Some(updates) = stack.loader.runtime().stores().updates.clone() else {
+        return;
+    };
+    let mut changes = updates.list_changes();
+    let loader = stack.loader.clone();
+    let registry = stack.registry.clone();
+    tokio::spawn(async move {
+        loop {
+            let plugin = match changes.recv().await {
+                Ok(plugin) => plugin,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(current) = registry.snapshot().plugin(&plugin).cloned() else {
+                continue;
+            };
+            let reloaded = match loader.reload(&current).await {
+                Ok(reloaded) => registry.insert(reloaded),
+                Err(e) => Err(e),
+            };
+            match reloaded {
+                Ok(()) => tracing::info!(%plugin, "lists changed: listed again"),
+                Err(e) => tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}"),
+            }
+        }
+    });
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::content_hash::ContentHash;
@@ -325,7 +325,7 @@ impl CallCapability for BlobsCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        blobs::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(blobs, linker, get)
     }
 
     fn for_call(

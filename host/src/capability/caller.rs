@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, HostStores, PluginScope};
 use crate::identity::{Caller, Zone};
@@ -20,7 +20,7 @@ impl CallCapability for CallerCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        caller::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(caller, linker, get)
     }
 
     fn for_call(_: &HostStores, _: &PluginScope<'_>, call: &CallScope) -> anyhow::Result<Self> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, HostStores, PluginScope};
 use crate::wit::toolmesh::plugin::{config, types};
@@ -19,8 +19,8 @@ impl CallCapability for ConfigCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        types::add_to_linker::<T, HasSelf<Self>>(linker, get)?;
-        config::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(types, linker, get)?;
+        link_v0_1_and_v0_2!(config, linker, get)
     }
 
     fn for_call(_: &HostStores, plugin: &PluginScope<'_>, _: &CallScope) -> anyhow::Result<Self> {

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::wit::KvError;
@@ -351,7 +351,7 @@ impl CallCapability for KvCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        kv::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(kv, linker, get)
     }
 
     fn for_call(

@@ -1,11 +1,16 @@
 //! The `log` capability: a guest's log records go into the host's log
 //! (target `plugin`, tagged with the plugin's name), each cut to
 //! [`MAX_MESSAGE_BYTES`] so that one call cannot flood it with one record.
-//! Denied, records are dropped.
+//! When the client asked for log messages, records at or above its level
+//! also go to it ([`ClientLog`]: bounded, never blocking the guest; the MCP
+//! server sends them as `notifications/message`). Denied, records are
+//! dropped.
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker};
+use tokio::sync::mpsc;
+
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::wit::LogLevel;
@@ -14,9 +19,50 @@ use crate::wit::toolmesh::plugin::log;
 /// The longest guest log message kept; longer ones are cut, with a marker.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// A call's log: the plugin's name, if it may log.
+/// How many records for the client may wait to be sent.
+pub const CLIENT_CAPACITY: usize = 64;
+
+/// One record for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLogRecord {
+    /// How much it matters.
+    pub level: LogLevel,
+    /// The plugin that wrote it (the MCP logger name).
+    pub plugin: Arc<str>,
+    /// What it says.
+    pub message: String,
+}
+
+/// Where a call's records for the client go, and the least level sent.
+#[derive(Debug, Clone)]
+pub struct ClientLog {
+    tx: mpsc::Sender<ClientLogRecord>,
+    min: LogLevel,
+}
+
+/// Creates a sink for records at `min` or above, and the stream it feeds.
+pub fn client_channel(min: LogLevel) -> (ClientLog, mpsc::Receiver<ClientLogRecord>) {
+    let (tx, rx) = mpsc::channel(CLIENT_CAPACITY);
+    (ClientLog { tx, min }, rx)
+}
+
+impl ClientLog {
+    /// Whether a record at `level` goes to the client.
+    pub fn wants(&self, level: LogLevel) -> bool {
+        level as u8 >= self.min as u8
+    }
+
+    /// Queues `record` if the client wants its level; false if it was
+    /// dropped (filtered, the queue is full, or no one listens).
+    pub fn send(&self, record: ClientLogRecord) -> bool {
+        self.wants(record.level) && self.tx.try_send(record).is_ok()
+    }
+}
+
+/// A call's log: the plugin's name, if it may log, and the client's sink.
 pub struct LogCtx {
     plugin: Option<Arc<str>>,
+    client: Option<ClientLog>,
 }
 
 impl CallCapability for LogCtx {
@@ -24,15 +70,18 @@ impl CallCapability for LogCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        log::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(log, linker, get)
     }
 
-    fn for_call(_: &HostStores, plugin: &PluginScope<'_>, _: &CallScope) -> anyhow::Result<Self> {
+    fn for_call(
+        _: &HostStores,
+        plugin: &PluginScope<'_>,
+        call: &CallScope,
+    ) -> anyhow::Result<Self> {
+        let granted = plugin.access.has(Capability::Log);
         Ok(Self {
-            plugin: plugin
-                .access
-                .has(Capability::Log)
-                .then(|| plugin.name.clone()),
+            plugin: granted.then(|| plugin.name.clone()),
+            client: call.client_log.clone().filter(|_| granted),
         })
     }
 }
@@ -43,6 +92,15 @@ impl log::Host for LogCtx {
             return;
         };
         let message = crate::text::truncate(&message, MAX_MESSAGE_BYTES);
+        if let Some(client) = &self.client
+            && client.wants(level)
+        {
+            client.send(ClientLogRecord {
+                level,
+                plugin: plugin.into(),
+                message: message.clone().into_owned(),
+            });
+        }
         match level {
             LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),

@@ -12,11 +12,31 @@
 //! asks for and its level allows (decided by the loader,
 //! [`plugin::access`](crate::plugin::access)).
 
+/// Links `$interface`'s host implementation (`HasSelf<Self>`, in an
+/// `add_to_linker` of a [`CallCapability`]) under its 0.2 name and under its
+/// 0.1 name: the capability interfaces did not change between the two, so
+/// plugins built against 0.1 link to the same code.
+macro_rules! link_v0_1_and_v0_2 {
+    ($interface:ident, $linker:expr, $get:expr) => {{
+        $interface::add_to_linker::<T, wasmtime::component::HasSelf<Self>>($linker, $get)?;
+        $interface::add_to_linker_instance::<T, wasmtime::component::HasSelf<Self>>(
+            &mut $linker.instance(concat!(
+                "toolmesh:plugin/",
+                stringify!($interface),
+                "@0.1.0"
+            ))?,
+            $get,
+        )
+    }};
+}
+
 pub mod blobs;
 pub mod caller;
+pub mod client;
 pub mod config;
 pub mod kv;
 pub mod log;
+pub mod notify;
 pub mod progress;
 pub mod wasi;
 
@@ -67,6 +87,8 @@ pub struct HostStores {
     pub kv: Option<Arc<kv::KvStore>>,
     /// The blob store.
     pub blobs: Option<Arc<blobs::BlobStore>>,
+    /// Where plugins' resource-updated announcements go.
+    pub updates: Option<Arc<notify::ResourceUpdates>>,
 }
 
 /// What a capability knows of the plugin a call runs in.
@@ -89,24 +111,35 @@ pub struct CallScope {
     pub stderr: MemoryOutputPipe,
     /// Who is calling.
     pub caller: Arc<Caller>,
+    /// The way back to the client, if the transport has one.
+    pub client: Option<Arc<dyn client::ClientLink>>,
+    /// Where log records for the client go, if it asked for them.
+    pub client_log: Option<log::ClientLog>,
 }
 
-/// What the transport hands a call's capabilities: where progress goes and
-/// who is calling.
+/// What the transport hands a call's capabilities: where progress and log
+/// records for the client go, who is calling, and the way back to the client.
 #[derive(Clone)]
 pub struct CallInputs {
     /// Where the guest's progress reports go, if the client asked for them.
     pub progress: Option<progress::ProgressSink>,
     /// Who is calling.
     pub caller: Arc<Caller>,
+    /// The way back to the client (elicitation, sampling, roots), if the
+    /// transport has one.
+    pub client: Option<Arc<dyn client::ClientLink>>,
+    /// Where log records for the client go, if it asked for them.
+    pub client_log: Option<log::ClientLog>,
 }
 
 impl CallInputs {
-    /// No progress, the local user calling: the host's own calls.
+    /// No progress, the local user calling, no client: the host's own calls.
     pub fn local() -> Self {
         Self {
             progress: None,
             caller: Arc::new(Caller::local()),
+            client: None,
+            client_log: None,
         }
     }
 }
@@ -239,6 +272,12 @@ capabilities! {
     kv: kv::KvCtx => [Kv = "kv" in "kv"],
     blobs: blobs::BlobsCtx => [Blobs = "blobs" in "blobs"],
     progress: progress::ProgressCtx => [Progress = "progress" in "progress"],
+    notify: notify::NotifyCtx => [],
+    client: client::ClientCtx => [
+        Elicitation = "elicitation" in "client",
+        Sampling = "sampling" in "client",
+        Roots = "roots" in "client"
+    ],
     wasi: wasi::WasiState => [
         FsRead = "fs-read", FsWrite = "fs-write", FsHost = "fs-host", Env = "env"
     ],
@@ -308,12 +347,22 @@ mod tests {
         assert_eq!(
             names,
             [
-                "log", "kv", "blobs", "progress", "fs-read", "fs-write", "fs-host", "env"
+                "log",
+                "kv",
+                "blobs",
+                "progress",
+                "elicitation",
+                "sampling",
+                "roots",
+                "fs-read",
+                "fs-write",
+                "fs-host",
+                "env"
             ]
         );
         assert_eq!(Capability::of_interface("kv"), Some(Capability::Kv));
         assert_eq!(Capability::of_interface("config"), None);
-        assert_eq!(Capability::imports().count(), 4);
+        assert_eq!(Capability::imports().count(), 7);
         assert_eq!("fs-host".parse(), Ok(Capability::FsHost));
         assert!(
             "net"

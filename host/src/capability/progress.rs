@@ -6,7 +6,7 @@
 //! Denied, or when the agent did not ask for progress, reports are dropped.
 
 use tokio::sync::mpsc;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::wit::toolmesh::plugin::progress;
@@ -67,7 +67,7 @@ impl CallCapability for ProgressCtx {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self,
     ) -> wasmtime::Result<()> {
-        progress::add_to_linker::<T, HasSelf<Self>>(linker, get)
+        link_v0_1_and_v0_2!(progress, linker, get)
     }
 
     fn for_call(

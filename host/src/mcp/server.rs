@@ -5,29 +5,57 @@
 //! the caller the edge authenticated (an agent cannot claim another), holds
 //! a session to the client that opened it, caps the client's calls in
 //! flight, and audits each request.
+//!
+//! Per request it wires the call's way back to the client: progress, log
+//! records at the client's level, and questions (elicitation, sampling,
+//! roots) as requests on the session (2025-11-25) or input-required rounds
+//! (2026-07-28). Per session it keeps the log level and the resource
+//! subscriptions.
 
-use std::sync::{Arc, OnceLock};
+// Logging, sampling and subscribe are legacy in rmcp (SEP-2577) but what
+// 2025-11-25 clients use.
+#![allow(deprecated)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListPromptsRequestMethod, ListPromptsResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeRequestParams, InitializeResult, InputResponses,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, SetLevelRequestMethod, SetLevelRequestParams, SubscribeRequestMethod,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestMethod,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{
+    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
+};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
+use super::client_link::{Declared, PeerLink, RoundLink};
 use super::dispatch::{Dispatch, serve_on_own_thread};
+use super::mrtr::{self, Round, RoundScope, RoundStates};
+use super::paging::{self, LIST_TTL_MS};
+use super::subscriptions::{self, Subscriptions};
+use super::logging;
 use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, unix_ms};
+use crate::capability::client::{ClientLink, feature_name};
+use crate::capability::log::client_channel;
 use crate::capability::progress::{self, ProgressSink};
 use crate::http::edge::EdgeCaller;
 use crate::service::gate::{META_AGENT, META_BUDGET, META_TOKEN};
+use crate::service::prompts::{self, PromptError};
 use crate::service::resources::{self, ResourceError};
 use crate::service::result;
 use crate::service::{CallMeta, ToolService};
 use crate::text;
+use crate::wit::LogLevel;
 
 const INSTRUCTIONS: &str = "toolmesh serves sandboxed WebAssembly tools. Tool names are \
 `<plugin>__<tool>`; every call runs in a fresh sandbox under the plugin's limits.";
@@ -40,6 +68,76 @@ pub struct McpServer {
     audit: Option<AuditLog>,
     /// The client that opened this session (HTTP): no other may use it.
     owner: Arc<OnceLock<String>>,
+    /// The session's log level (2025-11-25 `logging/setLevel`): `None`
+    /// until set; `Some(None)` when set above anything a plugin logs.
+    log_level: Arc<Mutex<Option<Option<LogLevel>>>>,
+    /// The session's resource subscriptions (2025-11-25).
+    subscriptions: Subscriptions,
+}
+
+/// The key input-required states are sealed with, made once per process.
+fn round_states() -> Result<&'static RoundStates, ErrorData> {
+    static STATES: OnceLock<Option<RoundStates>> = OnceLock::new();
+    STATES
+        .get_or_init(|| match RoundStates::new() {
+            Ok(states) => Some(states),
+            Err(e) => {
+                tracing::error!("{e:#}");
+                None
+            }
+        })
+        .as_ref()
+        .ok_or_else(|| ErrorData::internal_error("the host has no request-state key", None))
+}
+
+/// Whether the request speaks the stateless 2026-07-28 protocol (or later).
+fn stateless(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize())
+}
+
+/// A `_meta` string of the request.
+fn meta_text(context: &RequestContext<RoleServer>, key: &str) -> Option<String> {
+    context
+        .meta
+        .0
+        .0
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// What one request's call needs from the transport, and the tasks that
+/// forward its progress and log records (flushed before the result).
+struct CallWiring {
+    meta: CallMeta,
+    declared: Declared,
+    forwarders: Forwarders,
+    rounds: Option<Rounds>,
+}
+
+/// A 2026-07-28 call's link, and where it says why it stopped.
+type Rounds = (
+    Arc<RoundLink>,
+    tokio::sync::mpsc::UnboundedReceiver<super::client_link::RoundEnd>,
+);
+
+/// The tasks sending a call's progress and log notifications; each ends
+/// when the call's store (holding the sending end) is gone.
+#[derive(Default)]
+struct Forwarders(Vec<tokio::task::JoinHandle<()>>);
+
+impl Forwarders {
+    /// Waits (bounded, so a stalled client cannot hold the result back) for
+    /// what is queued to be sent, so every notification precedes the result.
+    async fn flush(self) {
+        for task in self.0 {
+            if tokio::time::timeout(PROGRESS_FLUSH, task).await.is_err() {
+                tracing::debug!("notifications still queued when the result was sent");
+            }
+        }
+    }
 }
 
 /// The URI of the audit log resource (admin clients only).
@@ -56,6 +154,8 @@ impl McpServer {
             dispatch: Dispatch::default(),
             audit: None,
             owner: Arc::default(),
+            log_level: Arc::default(),
+            subscriptions: Subscriptions::default(),
         }
     }
 
@@ -129,13 +229,155 @@ impl McpServer {
     }
 }
 
+impl McpServer {
+    /// Wires a call of `context`'s request: who calls, progress, log records
+    /// at the client's level, and the way back to the client. `given` are
+    /// the answers the request brought (2026-07-28).
+    fn wire(
+        &self,
+        context: &RequestContext<RoleServer>,
+        edge: Option<&EdgeCaller>,
+        given: BTreeMap<String, Value>,
+    ) -> CallWiring {
+        let declared = Declared::of(context.client_capabilities().as_ref());
+        let mut forwarders = Forwarders::default();
+        let progress = context.meta.get_progress_token().map(|token| {
+            let (sink, task) = forward_progress(token, context.peer.clone());
+            forwarders.0.push(task);
+            sink
+        });
+        let modern = stateless(context);
+        let level = if modern {
+            meta_text(context, logging::META_LOG_LEVEL)
+                .and_then(|name| logging::least_level(&name))
+                .flatten()
+        } else {
+            match self.log_level.lock() {
+                Ok(level) => level.flatten(),
+                Err(poisoned) => poisoned.into_inner().flatten(),
+            }
+        };
+        let client_log = level.map(|least| {
+            let (sink, records) = client_channel(least);
+            forwarders.0.push(logging::forward(records, context.peer.clone()));
+            sink
+        });
+        let (client_link, rounds): (Arc<dyn ClientLink>, _) = if modern {
+            let (link, ended) = RoundLink::new(declared, given);
+            (link.clone(), Some((link, ended)))
+        } else {
+            let link = PeerLink::new(context.peer.clone(), declared);
+            (Arc::new(link), None)
+        };
+        let meta = CallMeta {
+            request_id: context.id.to_string(),
+            client: context.client_info().map(|info| info.name),
+            progress,
+            agent: meta_text(context, META_AGENT),
+            token: meta_text(context, META_TOKEN),
+            budget: meta_text(context, META_BUDGET),
+            operator: false,
+            caller: edge.map(|e| e.auth.caller.clone()),
+            client_link: Some(client_link),
+            client_log,
+        };
+        CallWiring {
+            meta,
+            declared,
+            forwarders,
+            rounds,
+        }
+    }
+
+    /// The answers a retried request brought (2026-07-28): those sealed in
+    /// its state, verified, and its `inputResponses`.
+    fn given(
+        context: &RequestContext<RoleServer>,
+        scope: &RoundScope<'_>,
+        input_responses: Option<&InputResponses>,
+        request_state: Option<&str>,
+    ) -> Result<BTreeMap<String, Value>, ErrorData> {
+        if !stateless(context) || (input_responses.is_none() && request_state.is_none()) {
+            return Ok(BTreeMap::new());
+        }
+        round_states()?.given(scope, input_responses, request_state)
+    }
+
+    /// Runs `call` to its end, or (2026-07-28) until it stops to ask its
+    /// client; then flushes its notifications.
+    async fn run_call<T: Send + 'static>(
+        &self,
+        call: impl Future<Output = T> + Send + 'static,
+        forwarders: Forwarders,
+        rounds: Option<Rounds>,
+        scope: &RoundScope<'_>,
+    ) -> Result<Round<T>, ErrorData> {
+        let run = self.dispatch.run(call);
+        let round = match rounds {
+            Some((link, ended)) => match round_states() {
+                Ok(states) => mrtr::run(run, &link, ended, states, scope).await,
+                Err(e) => Err(e),
+            },
+            None => Ok(Round::Done(run.await)),
+        };
+        forwarders.flush().await;
+        round
+    }
+
+    /// Audits a request without sizes.
+    async fn audit_simple(
+        &self,
+        edge: Option<&EdgeCaller>,
+        method: &'static str,
+        target: Option<&str>,
+        outcome: &'static str,
+        started: Instant,
+    ) {
+        if let Some(edge) = edge {
+            self.audit(edge, AuditEntry::new(method, target, outcome, started))
+                .await;
+        }
+    }
+}
+
+/// The owner a round's state is bound to.
+fn owner_of(edge: Option<&EdgeCaller>) -> &str {
+    edge.map_or("local", |e| e.auth.client.as_str())
+}
+
+/// Client capabilities naming `features`, for a -32021 error.
+fn required(features: &[crate::wit::ClientFeature]) -> ClientCapabilities {
+    let object: serde_json::Map<String, Value> = features
+        .iter()
+        .map(|f| (feature_name(*f).to_owned(), json!({})))
+        .collect();
+    serde_json::from_value(Value::Object(object)).unwrap_or_default()
+}
+
+/// Sets 2026-07-28 cache hints on a list result.
+macro_rules! cache_hints {
+    ($result:expr, $context:expr, $scope:expr) => {{
+        let mut result = $result;
+        if stateless($context) {
+            result.ttl_ms = Some(LIST_TTL_MS);
+            result.cache_scope = Some($scope);
+        }
+        result
+    }};
+}
+
 impl ServerHandler for McpServer {
+    #[allow(deprecated)] // logging: legacy-only in rmcp, still what 2025-11-25 clients use
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_completions()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new("toolmesh", env!("CARGO_PKG_VERSION")))
@@ -155,17 +397,19 @@ impl ServerHandler for McpServer {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let tools = ListToolsResult::with_all_items(self.service.list());
-        if let Some(edge) = &edge {
-            self.audit(edge, AuditEntry::new("tools/list", None, "ok", started))
-                .await;
-        }
-        Ok(tools)
+        let version = self.service.plugins().registry().version();
+        let cursor = request.and_then(|r| r.cursor);
+        let (tools, next) = paging::page(self.service.list(), cursor.as_deref(), version)?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next;
+        self.audit_simple(edge.as_ref(), "tools/list", None, "ok", started)
+            .await;
+        Ok(cache_hints!(result, &context, CacheScope::Public))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -173,6 +417,14 @@ impl ServerHandler for McpServer {
         // change the tool list: tell the client.
         let mut changes = self.service.plugins().registry().changes();
         let peer = context.peer;
+        if let Some(updates) = self.service.plugins().resource_updates() {
+            subscriptions::forward(
+                updates.subscribe(),
+                self.service.plugins().registry().clone(),
+                self.subscriptions.clone(),
+                peer.clone(),
+            );
+        }
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
                 if peer.notify_tool_list_changed().await.is_err() {
@@ -182,60 +434,133 @@ impl ServerHandler for McpServer {
         });
     }
 
-    /// No prompts yet: say so (-32601), as the capabilities do, rather
-    /// than answering an empty list.
-    async fn list_prompts(
+    #[allow(deprecated)] // the 2025-11-25 request; 2026-07-28 sets the level per request
+    async fn set_level(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        Err(ErrorData::method_not_found::<ListPromptsRequestMethod>())
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if stateless(&context) {
+            return Err(ErrorData::method_not_found::<SetLevelRequestMethod>());
+        }
+        self.edge_caller(&context)?;
+        let name = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let least = logging::least_level(&name).ok_or_else(|| {
+            ErrorData::invalid_params(format!("unknown log level `{name}`"), None)
+        })?;
+        match self.log_level.lock() {
+            Ok(mut level) => *level = Some(least),
+            Err(poisoned) => *poisoned.into_inner() = Some(least),
+        }
+        Ok(())
     }
 
-    /// 2026-07-28: `tools/list_changed` travels on `subscriptions/listen`.
+    /// 2026-07-28: `tools/list_changed` and resource updates travel on
+    /// `subscriptions/listen`.
     fn accepted_subscription_filter(
         &self,
-        _requested: &SubscriptionFilter,
+        requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        let uris: Vec<String> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| resources::exists(&self.service, uri))
+            .take(subscriptions::MAX_SUBSCRIPTIONS)
+            .cloned()
+            .collect();
+        let filter = SubscriptionFilter::builder().tools_list_changed();
+        Some(if uris.is_empty() {
+            filter.build()
+        } else {
+            filter.resource_subscriptions(uris).build()
+        })
     }
 
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
-        if subscription.sink().accepted().tools_list_changed != Some(true) {
-            subscription.cancelled().await;
-            return Ok(());
-        }
+        let accepted = subscription.sink().accepted().clone();
+        let tools = accepted.tools_list_changed == Some(true);
+        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
         let mut changes = self.service.plugins().registry().changes();
+        let mut updates = match self.service.plugins().resource_updates() {
+            Some(updates) if !uris.is_empty() => updates.subscribe(),
+            // Nothing to hear: a receiver that never yields.
+            _ => broadcast::channel(1).1,
+        };
+        let registry = self.service.plugins().registry().clone();
         loop {
-            tokio::select! {
+            let sent = tokio::select! {
                 _ = subscription.cancelled() => return Ok(()),
-                changed = changes.changed() => {
-                    if changed.is_err()
-                        || subscription.sink().notify_tool_list_changed().await.is_err()
-                    {
+                changed = changes.changed(), if tools => {
+                    if changed.is_err() {
                         return Ok(());
                     }
+                    subscription.sink().notify_tool_list_changed().await
                 }
+                update = updates.recv(), if !uris.is_empty() => match update {
+                    Ok(update) => match subscriptions::public_uri(&registry, &update) {
+                        Some(uri) if uris.contains(&uri) => {
+                            subscription.sink().notify_resource_updated(uri).await
+                        }
+                        _ => Ok(()),
+                    },
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            };
+            if matches!(
+                sent,
+                Err(SubscriptionSendError::SubscriptionClosed | SubscriptionSendError::Service(_))
+            ) {
+                return Ok(());
             }
         }
     }
 
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
         let mut list = resources::list(&self.service);
-        if let Some(edge) = &edge {
-            if edge.auth.caller.admin && self.audit.is_some() {
-                list.push(audit_resource());
-            }
-            self.audit(edge, AuditEntry::new("resources/list", None, "ok", started))
-                .await;
+        if let Some(edge) = &edge
+            && edge.auth.caller.admin
+            && self.audit.is_some()
+        {
+            list.push(audit_resource());
         }
-        Ok(ListResourcesResult::with_all_items(list))
+        let version = self.service.plugins().registry().version();
+        let cursor = request.and_then(|r| r.cursor);
+        let (page, next) = paging::page(list, cursor.as_deref(), version)?;
+        let mut result = ListResourcesResult::with_all_items(page);
+        result.next_cursor = next;
+        self.audit_simple(edge.as_ref(), "resources/list", None, "ok", started)
+            .await;
+        Ok(cache_hints!(result, &context, CacheScope::Private))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let started = Instant::now();
+        let edge = self.edge_caller(&context)?;
+        let version = self.service.plugins().registry().version();
+        let cursor = request.and_then(|r| r.cursor);
+        let (page, next) =
+            paging::page(resources::templates(&self.service), cursor.as_deref(), version)?;
+        let mut result = ListResourceTemplatesResult::with_all_items(page);
+        result.next_cursor = next;
+        let method = "resources/templates/list";
+        self.audit_simple(edge.as_ref(), method, None, "ok", started)
+            .await;
+        Ok(cache_hints!(result, &context, CacheScope::Public))
     }
 
     async fn read_resource(
@@ -245,24 +570,197 @@ impl ServerHandler for McpServer {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
+        let uri = request.uri.clone();
         let read = match (&edge, &self.audit) {
-            (Some(edge), Some(audit)) if request.uri == AUDIT_URI && edge.auth.caller.admin => {
-                read_audit(audit).await
+            (Some(edge), Some(audit)) if uri == AUDIT_URI && edge.auth.caller.admin => {
+                Ok(Round::Done(read_audit(audit).await))
             }
-            _ => resources::read(&self.service, &request.uri).await,
+            _ => {
+                let scope = RoundScope {
+                    owner: owner_of(edge.as_ref()),
+                    method: "resources/read",
+                    target: &uri,
+                };
+                let given = Self::given(
+                    &context,
+                    &scope,
+                    request.input_responses.as_ref(),
+                    request.request_state.as_deref(),
+                )?;
+                let CallWiring {
+                    meta,
+                    forwarders,
+                    rounds,
+                    ..
+                } = self.wire(&context, edge.as_ref(), given);
+                let service = self.service.clone();
+                let cancel = context.ct.clone();
+                let target = uri.clone();
+                let call =
+                    async move { resources::read(&service, &target, meta, &cancel).await };
+                self.run_call(call, forwarders, rounds, &scope).await
+            }
         };
-        if let Some(edge) = &edge {
-            let outcome = if read.is_ok() { "ok" } else { "error" };
-            let entry = AuditEntry::new("resources/read", Some(&request.uri), outcome, started);
-            self.audit(edge, entry).await;
-        }
-        match read {
-            Ok(result) => Ok(result.into()),
-            Err(e @ ResourceError::NotFound(_)) => {
-                Err(ErrorData::resource_not_found(e.to_string(), None))
+        let outcome = match &read {
+            Ok(Round::Done(Ok(_))) => "ok",
+            Ok(Round::InputRequired(_)) => "input_required",
+            _ => "error",
+        };
+        self.audit_simple(edge.as_ref(), "resources/read", Some(&uri), outcome, started)
+            .await;
+        match read? {
+            Round::InputRequired(input) => Ok(input.into()),
+            Round::Done(Ok(result)) => {
+                let result = if stateless(&context) {
+                    result.with_ttl_ms(0).with_cache_scope(CacheScope::Private)
+                } else {
+                    result
+                };
+                Ok(result.into())
             }
-            Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
+            Round::Done(Err(e @ ResourceError::NotFound(_))) => Err(ErrorData::resource_not_found(
+                e.to_string(),
+                Some(json!({ "uri": uri })),
+            )),
+            Round::Done(Err(e @ ResourceError::Denied { .. })) => {
+                Err(ErrorData::invalid_request(e.to_string(), Some(json!({ "uri": uri }))))
+            }
+            Round::Done(Err(e)) => Err(ErrorData::internal_error(
+                e.to_string(),
+                Some(json!({ "uri": uri })),
+            )),
         }
+    }
+
+    #[allow(deprecated)] // 2025-11-25 only; 2026-07-28 subscribes with subscriptions/listen
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if stateless(&context) {
+            return Err(ErrorData::method_not_found::<SubscribeRequestMethod>());
+        }
+        self.edge_caller(&context)?;
+        if !resources::exists(&self.service, &request.uri) {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource `{}` to subscribe to", text::truncate(&request.uri, 256)),
+                Some(json!({ "uri": request.uri })),
+            ));
+        }
+        self.subscriptions
+            .add(request.uri)
+            .map_err(|e| ErrorData::invalid_request(e, None))
+    }
+
+    #[allow(deprecated)] // 2025-11-25 only
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if stateless(&context) {
+            return Err(ErrorData::method_not_found::<UnsubscribeRequestMethod>());
+        }
+        self.edge_caller(&context)?;
+        self.subscriptions.remove(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let started = Instant::now();
+        let edge = self.edge_caller(&context)?;
+        let version = self.service.plugins().registry().version();
+        let cursor = request.and_then(|r| r.cursor);
+        let (page, next) = paging::page(prompts::list(&self.service), cursor.as_deref(), version)?;
+        let mut result = ListPromptsResult::with_all_items(page);
+        result.next_cursor = next;
+        self.audit_simple(edge.as_ref(), "prompts/list", None, "ok", started)
+            .await;
+        Ok(cache_hints!(result, &context, CacheScope::Public))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let started = Instant::now();
+        let edge = self.edge_caller(&context)?;
+        let name = request.name.clone();
+        let scope = RoundScope {
+            owner: owner_of(edge.as_ref()),
+            method: "prompts/get",
+            target: &name,
+        };
+        let given = Self::given(
+            &context,
+            &scope,
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let CallWiring {
+            meta,
+            forwarders,
+            rounds,
+            ..
+        } = self.wire(&context, edge.as_ref(), given);
+        let service = self.service.clone();
+        let cancel = context.ct.clone();
+        let target = name.clone();
+        let arguments = request.arguments;
+        let call =
+            async move { prompts::get(&service, &target, arguments, meta, &cancel).await };
+        let got = self.run_call(call, forwarders, rounds, &scope).await;
+        let outcome = match &got {
+            Ok(Round::Done(Ok(_))) => "ok",
+            Ok(Round::InputRequired(_)) => "input_required",
+            _ => "error",
+        };
+        self.audit_simple(edge.as_ref(), "prompts/get", Some(&name), outcome, started)
+            .await;
+        match got? {
+            Round::InputRequired(input) => Ok(input.into()),
+            Round::Done(Ok(result)) => Ok(result.into()),
+            Round::Done(Err(
+                e @ (PromptError::NotFound(_) | PromptError::InvalidArguments(_)),
+            )) => Err(ErrorData::invalid_params(e.to_string(), None)),
+            Round::Done(Err(e @ PromptError::Denied(_))) => {
+                Err(ErrorData::invalid_request(e.to_string(), None))
+            }
+            Round::Done(Err(e)) => Err(ErrorData::internal_error(e.to_string(), None)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let started = Instant::now();
+        let edge = self.edge_caller(&context)?;
+        let context_arguments: Vec<(String, String)> = request
+            .context
+            .and_then(|c| c.arguments)
+            .map(|arguments| arguments.into_iter().collect())
+            .unwrap_or_default();
+        let completed = prompts::complete(
+            &self.service,
+            &request.r#ref,
+            &request.argument.name,
+            &request.argument.value,
+            context_arguments,
+        )
+        .await;
+        let outcome = if completed.is_ok() { "ok" } else { "error" };
+        self.audit_simple(edge.as_ref(), "completion/complete", None, outcome, started)
+            .await;
+        let info = completed.map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -304,55 +802,58 @@ impl ServerHandler for McpServer {
             },
             None => None,
         };
-        let (progress, forwarder) = match context.meta.get_progress_token() {
-            Some(token) => {
-                let (sink, task) = forward_progress(token, context.peer.clone());
-                (Some(sink), Some(task))
+        let name = request.name.clone();
+        let scope = RoundScope {
+            owner: owner_of(edge.as_ref()),
+            method: "tools/call",
+            target: &name,
+        };
+        let given = Self::given(
+            &context,
+            &scope,
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let CallWiring {
+            meta,
+            declared,
+            forwarders,
+            rounds,
+        } = self.wire(&context, edge.as_ref(), given);
+        // A tool that needs a client feature the client lacks is refused
+        // before it runs.
+        let missing: Vec<_> = self
+            .service
+            .needs(&name)
+            .into_iter()
+            .filter(|feature| !declared.has(*feature))
+            .collect();
+        if !missing.is_empty() {
+            let names: Vec<_> = missing.iter().map(|f| feature_name(*f)).collect();
+            let message = format!(
+                "`{}` needs the client to declare the {} capability, which this client did not",
+                text::truncate(&name, 128),
+                names.join(" and ")
+            );
+            self.audit_simple(edge.as_ref(), "tools/call", Some(&name), "refused", started)
+                .await;
+            if stateless(&context) {
+                let mut error = ErrorData::missing_required_client_capability(required(&missing));
+                error.message = format!("Missing required client capability: {}", names.join(", "))
+                    .into();
+                return Err(error);
             }
-            None => (None, None),
-        };
-        let meta_text = |key: &str| {
-            context
-                .meta
-                .0
-                .0
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
-        let meta = CallMeta {
-            request_id: context.id.to_string(),
-            client: context
-                .peer
-                .peer_info()
-                .map(|info| info.client_info.name.clone()),
-            progress,
-            agent: meta_text(META_AGENT),
-            token: meta_text(META_TOKEN),
-            budget: meta_text(META_BUDGET),
-            operator: false,
-            caller: edge.as_ref().map(|e| e.auth.caller.clone()),
-        };
+            return Ok(result::error_result(message).into());
+        }
         let service = self.service.clone();
         let cancel = context.ct.clone();
-        let name = request.name.clone();
-        let call = async move {
-            service
-                .call(&request.name, request.arguments, meta, &cancel)
-                .await
-        };
-        let outcome = self.dispatch.run(call).await;
-        // The call's store (and with it the sink) is gone: let the forwarder
-        // send what is queued, so every progress notification precedes the
-        // result. Bounded, so a stalled client cannot hold the result back.
-        if let Some(task) = forwarder
-            && tokio::time::timeout(PROGRESS_FLUSH, task).await.is_err()
-        {
-            tracing::debug!("progress notifications still queued when the result was sent");
-        }
+        let arguments = request.arguments;
+        let target = name.clone();
+        let call = async move { service.call(&target, arguments, meta, &cancel).await };
+        let outcome = self.run_call(call, forwarders, rounds, &scope).await;
         if let Some(edge) = edge.as_ref().filter(|_| audited) {
             let (outcome_name, bytes_out) = match &outcome {
-                Ok(result) => (
+                Ok(Round::Done(Ok(result))) => (
                     if result.is_error == Some(true) {
                         "error"
                     } else {
@@ -360,7 +861,9 @@ impl ServerHandler for McpServer {
                     },
                     serde_json::to_vec(result).map_or(0, |v| v.len()),
                 ),
-                Err(_) => ("unknown_tool", 0),
+                Ok(Round::InputRequired(_)) => ("input_required", 0),
+                Ok(Round::Done(Err(_))) => ("unknown_tool", 0),
+                Err(_) => ("error", 0),
             };
             let entry = AuditEntry {
                 bytes_in,
@@ -369,10 +872,11 @@ impl ServerHandler for McpServer {
             };
             self.audit(edge, entry).await;
         }
-        match outcome {
-            Ok(result) => Ok(result.into()),
+        match outcome? {
+            Round::InputRequired(input) => Ok(input.into()),
+            Round::Done(Ok(result)) => Ok(result.into()),
             // MCP: an unknown tool is a protocol error (-32602).
-            Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
+            Round::Done(Err(unknown)) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
         }
     }
 }

@@ -19,6 +19,7 @@ use super::access;
 use super::bundled::{BUNDLED, BundledPlugin};
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
 use super::registry::{LoadFailure, Snapshot};
+use super::resource::{MAX_ITEMS, Namespace, PluginPrompt, PluginResource, PluginTemplate};
 use super::tool::{MAX_TOOLS, Tool};
 use super::trust::{
     PROVENANCE_FILE, PeerRefusal, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError,
@@ -28,7 +29,10 @@ use crate::level::Levels;
 use crate::runtime::{Origin, PluginCode, Runtime};
 
 /// The `toolmesh:plugin` version this host implements.
-pub const WIT_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+pub const WIT_VERSION: semver::Version = semver::Version::new(0, 2, 0);
+
+/// The older version it still loads plugins of (tools only).
+pub const WIT_VERSION_COMPAT: semver::Version = semver::Version::new(0, 1, 0);
 const WIT_PACKAGE: &str = "toolmesh:plugin/";
 
 /// Where a plugin came from.
@@ -86,7 +90,7 @@ pub enum LoadError {
     /// Built against an incompatible version of the `toolmesh:plugin` WIT.
     #[error(
         "built for `{interface}`, but this host implements toolmesh:plugin {WIT_VERSION} \
-         (compatible: 0.1.x); rebuild it with a matching toolmesh-sdk"
+         (compatible: 0.2.x, and 0.1.x); rebuild it with a matching toolmesh-sdk"
     )]
     WitVersion {
         /// The interface name as the component has it.
@@ -131,6 +135,16 @@ pub struct LoadedPlugin {
     pub code: PluginCode,
     /// Its tools, in the order the plugin listed them.
     pub tools: Vec<Arc<Tool>>,
+    /// How its names and URIs are served.
+    pub namespace: Namespace,
+    /// Its fixed resources, as listed.
+    pub resources: Vec<PluginResource>,
+    /// Its resource templates, as listed.
+    pub templates: Vec<PluginTemplate>,
+    /// Its prompts, as listed.
+    pub prompts: Vec<PluginPrompt>,
+    /// Whether it completes prompt arguments and template variables.
+    pub completes: bool,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -285,6 +299,28 @@ impl Loader {
         (snapshot, failures)
     }
 
+    /// Loads `plugin` again from where it came from (its lists are read
+    /// anew), through the same checks as the first time.
+    pub async fn reload(&self, plugin: &LoadedPlugin) -> Result<LoadedPlugin, LoadError> {
+        match &plugin.source {
+            Source::Dir(dir) => self.load_dir(dir).await,
+            Source::Bundled => {
+                let bundled = BUNDLED
+                    .iter()
+                    .find(|b| {
+                        Manifest::parse(b.manifest).is_ok_and(|m| m.name == plugin.manifest.name)
+                    })
+                    .ok_or_else(|| {
+                        LoadError::Manifest(format!(
+                            "no bundled plugin `{}` to reload",
+                            plugin.manifest.name
+                        ))
+                    })?;
+                self.load_bundled(bundled).await
+            }
+        }
+    }
+
     /// Loads the plugin in directory `dir`.
     pub async fn load_dir(&self, dir: &Path) -> Result<LoadedPlugin, LoadError> {
         let plugin = read_dir(dir)?;
@@ -351,20 +387,22 @@ impl Loader {
             .runtime
             .prepare(&manifest.name, level, access, config, &component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let specs = self
+        let catalog = self
             .runtime
-            .list_tools(&code)
+            .describe(&code)
             .await
             .map_err(|e| LoadError::List(e.to_string()))?;
+        let specs = catalog.tools;
         if specs.len() > MAX_TOOLS {
             return Err(LoadError::Tool(format!(
                 "the plugin lists {} tools; at most {MAX_TOOLS} are allowed",
                 specs.len()
             )));
         }
+        let prefixed = !self.unprefixed.contains(&manifest.name);
+        let namespace = Namespace::new(&manifest.name, prefixed);
         let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
         for spec in specs {
-            let prefixed = !self.unprefixed.contains(&manifest.name);
             let mut tool =
                 Tool::from_spec_named(&manifest.name, spec, prefixed).map_err(LoadError::Tool)?;
             tool.requires = manifest.requires.get(&tool.name).cloned();
@@ -392,6 +430,8 @@ impl Loader {
                 )));
             }
         }
+        let offers = Offers::check(&namespace, catalog.resources, catalog.templates, catalog.prompts)
+            .map_err(LoadError::Tool)?;
         Ok(LoadedPlugin {
             manifest,
             source,
@@ -400,6 +440,66 @@ impl Loader {
             origin,
             code,
             tools,
+            namespace,
+            resources: offers.resources,
+            templates: offers.templates,
+            prompts: offers.prompts,
+            completes: catalog.completes,
+        })
+    }
+}
+
+/// A plugin's resources, templates and prompts, checked.
+struct Offers {
+    resources: Vec<PluginResource>,
+    templates: Vec<PluginTemplate>,
+    prompts: Vec<PluginPrompt>,
+}
+
+impl Offers {
+    fn check(
+        namespace: &Namespace,
+        resources: Vec<crate::wit::ResourceSpec>,
+        templates: Vec<crate::wit::TemplateSpec>,
+        prompts: Vec<crate::wit::PromptSpec>,
+    ) -> Result<Self, String> {
+        for (what, count) in [
+            ("resources", resources.len()),
+            ("resource templates", templates.len()),
+            ("prompts", prompts.len()),
+        ] {
+            if count > MAX_ITEMS {
+                return Err(format!(
+                    "the plugin lists {count} {what}; at most {MAX_ITEMS} are allowed"
+                ));
+            }
+        }
+        let resources = resources
+            .into_iter()
+            .map(|spec| PluginResource::new(namespace, spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let templates = templates
+            .into_iter()
+            .map(|spec| PluginTemplate::new(namespace, spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let prompts = prompts
+            .into_iter()
+            .map(|spec| PluginPrompt::new(namespace, spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, r) in resources.iter().enumerate() {
+            if resources[..i].iter().any(|o| o.spec.uri == r.spec.uri) {
+                return Err(format!("resource `{}` is listed twice", r.spec.uri));
+            }
+        }
+        for (i, p) in prompts.iter().enumerate() {
+            if prompts[..i].iter().any(|o| o.spec.name == p.spec.name) {
+                return Err(format!("prompt `{}` is listed twice", p.spec.name));
+            }
+        }
+        Ok(Self {
+            resources,
+            templates,
+            prompts,
         })
     }
 }
@@ -538,9 +638,11 @@ fn check_interfaces(
     let ty = component.component_type();
     let engine = runtime.engine();
     let mut exports_tools = false;
+    let mut versions = BTreeSet::new();
     for (name, _) in ty.exports(engine) {
-        if let Some((interface, _)) = split_toolmesh_name(name)? {
+        if let Some((interface, version)) = split_toolmesh_name(name)? {
             exports_tools |= interface == "tools";
+            versions.insert(version.minor);
         }
     }
     if !exports_tools {
@@ -555,12 +657,14 @@ fn check_interfaces(
         )));
     }
     for (name, _) in ty.imports(engine) {
-        let Some((interface, _)) = split_toolmesh_name(name)? else {
+        let Some((interface, version)) = split_toolmesh_name(name)? else {
             continue;
         };
-        // Types, the operator's configuration and the caller's identity are
-        // there for every plugin.
-        if matches!(interface, "types" | "config" | "caller") {
+        versions.insert(version.minor);
+        // Types, the operator's configuration, the caller's identity and
+        // resource announcements are there for every plugin; the client
+        // interface checks each question's capability when it is asked.
+        if matches!(interface, "types" | "config" | "caller" | "notify" | "client") {
             continue;
         }
         let Some(needed) = Capability::of_interface(interface) else {
@@ -574,6 +678,12 @@ fn check_interfaces(
                 needed.name()
             )));
         }
+    }
+    if versions.len() > 1 {
+        return Err(LoadError::Link(
+            "it mixes toolmesh:plugin 0.1 and 0.2 interfaces; rebuild it with one toolmesh-sdk"
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -590,11 +700,9 @@ fn split_toolmesh_name(name: &str) -> Result<Option<(&str, semver::Version)>, Lo
     let (interface, version) = rest.split_once('@').ok_or_else(|| wit_version(name))?;
     let version = semver::Version::parse(version).map_err(|_| wit_version(name))?;
     // Semver: before 1.0 the minor version is the breaking one.
-    let compatible = if WIT_VERSION.major == 0 {
-        version.major == 0 && version.minor == WIT_VERSION.minor
-    } else {
-        version.major == WIT_VERSION.major
-    };
+    let compatible = [&WIT_VERSION, &WIT_VERSION_COMPAT]
+        .iter()
+        .any(|served| version.major == 0 && version.minor == served.minor);
     if !compatible {
         return Err(wit_version(name));
     }
@@ -621,17 +729,21 @@ mod tests {
             Ok(Some(("tools", _)))
         ));
         assert!(matches!(
+            split_toolmesh_name("toolmesh:plugin/resources@0.2.3"),
+            Ok(Some(("resources", _)))
+        ));
+        assert!(matches!(
             split_toolmesh_name("wasi:io/streams@0.2.6"),
             Ok(None)
         ));
         for bad in [
-            "toolmesh:plugin/tools@0.2.0",
+            "toolmesh:plugin/tools@0.3.0",
             "toolmesh:plugin/tools@1.0.0",
             "toolmesh:plugin/tools",
         ] {
             let err = split_toolmesh_name(bad).unwrap_err().to_string();
             assert!(
-                err.contains("this host implements toolmesh:plugin 0.1.0"),
+                err.contains("this host implements toolmesh:plugin 0.2.0"),
                 "{err}"
             );
         }

@@ -1,6 +1,6 @@
 //! Plugins: manifests, signatures and trust, what a plugin may access, the
-//! loader, the registry of loaded plugins, the bundled set, and installing
-//! into the plugin directory.
+//! loader, the registry of loaded plugins, their tools, resources and
+//! prompts, the bundled set, and installing into the plugin directory.
 
 pub mod access;
 pub mod bundled;
@@ -8,6 +8,7 @@ pub mod install;
 pub mod loader;
 pub mod manifest;
 pub mod registry;
+pub mod resource;
 pub mod tool;
 pub mod trust;
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use super::loader::{LoadError, LoadedPlugin, Source};
+use super::resource::{PluginPrompt, PluginResource, PluginTemplate};
 use super::tool::{NAMESPACE_SEPARATOR, Tool};
 
 /// A plugin that was not loaded, and why.
@@ -28,6 +29,26 @@ impl std::fmt::Display for LoadFailure {
 pub struct Snapshot {
     plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     tools: HashMap<String, (Arc<LoadedPlugin>, Arc<Tool>)>,
+    /// Prompts by public name: the plugin and the prompt's index in it.
+    prompts: HashMap<String, (Arc<LoadedPlugin>, usize)>,
+    /// Fixed resources by public URI: the plugin and the resource's index.
+    resources: HashMap<String, (Arc<LoadedPlugin>, usize)>,
+}
+
+/// What a public resource URI names: a plugin's fixed resource, or a URI
+/// that one of its templates matches.
+pub enum ResourceTarget<'a> {
+    /// A fixed resource.
+    Fixed(&'a Arc<LoadedPlugin>, &'a PluginResource),
+    /// A templated one, with the plugin's own URI and the template.
+    Templated {
+        /// The plugin.
+        plugin: &'a Arc<LoadedPlugin>,
+        /// The template the URI matches.
+        template: &'a PluginTemplate,
+        /// The URI as the plugin names it.
+        uri: String,
+    },
 }
 
 impl Snapshot {
@@ -62,16 +83,31 @@ impl Snapshot {
     /// Why `plugin` cannot join: one of its tool names belongs to another
     /// plugin's tool (possible when a plugin is served without its prefix).
     fn clash(&self, plugin: &LoadedPlugin) -> Option<String> {
-        plugin.tools.iter().find_map(|tool| {
+        let other = |owner: &Arc<LoadedPlugin>| owner.manifest.name != plugin.manifest.name;
+        let message = |what: &str, name: &str, owner: &Arc<LoadedPlugin>| {
+            format!(
+                "{what} `{name}` clashes with plugin `{}`'s {what} of the same name; serve one \
+                 of them with its prefix (`[plugins.NAME] prefix = true`)",
+                owner.manifest.name
+            )
+        };
+        let tools = plugin.tools.iter().find_map(|tool| {
             let (owner, _) = self.tools.get(&tool.qualified_name)?;
-            (owner.manifest.name != plugin.manifest.name).then(|| {
-                format!(
-                    "tool `{}` clashes with plugin `{}`'s tool of the same name; serve one of \
-                     them with its prefix (`[plugins.NAME] prefix = true`)",
-                    tool.qualified_name, owner.manifest.name
-                )
+            other(owner).then(|| message("tool", &tool.qualified_name, owner))
+        });
+        let prompts = || {
+            plugin.prompts.iter().find_map(|prompt| {
+                let (owner, _) = self.prompts.get(&prompt.public_name)?;
+                other(owner).then(|| message("prompt", &prompt.public_name, owner))
             })
-        })
+        };
+        let resources = || {
+            plugin.resources.iter().find_map(|resource| {
+                let (owner, _) = self.resources.get(&resource.public_uri)?;
+                other(owner).then(|| message("resource", &resource.public_uri, owner))
+            })
+        };
+        tools.or_else(prompts).or_else(resources)
     }
 
     /// Indexes `plugin` and its tools (replacing a plugin of the same name).
@@ -80,10 +116,24 @@ impl Snapshot {
             for tool in &old.tools {
                 self.tools.remove(&tool.qualified_name);
             }
+            for prompt in &old.prompts {
+                self.prompts.remove(&prompt.public_name);
+            }
+            for resource in &old.resources {
+                self.resources.remove(&resource.public_uri);
+            }
         }
         for tool in &plugin.tools {
             self.tools
                 .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
+        }
+        for (i, prompt) in plugin.prompts.iter().enumerate() {
+            self.prompts
+                .insert(prompt.public_name.clone(), (plugin.clone(), i));
+        }
+        for (i, resource) in plugin.resources.iter().enumerate() {
+            self.resources
+                .insert(resource.public_uri.clone(), (plugin.clone(), i));
         }
         self.plugins.insert(plugin.manifest.name.clone(), plugin);
     }
@@ -97,6 +147,8 @@ impl Snapshot {
         let mut snapshot = Snapshot {
             plugins: self.plugins.clone(),
             tools: self.tools.clone(),
+            prompts: self.prompts.clone(),
+            resources: self.resources.clone(),
         };
         snapshot.add(Arc::new(plugin));
         Ok(snapshot)
@@ -120,6 +172,50 @@ impl Snapshot {
     /// How many tools there are.
     pub fn tool_count(&self) -> usize {
         self.tools.len()
+    }
+
+    /// Every prompt, ordered by plugin and then as each plugin listed them.
+    pub fn prompts(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &PluginPrompt)> {
+        self.plugins
+            .values()
+            .flat_map(|p| p.prompts.iter().map(move |prompt| (p, prompt)))
+    }
+
+    /// The prompt clients call `name`.
+    pub fn prompt(&self, name: &str) -> Option<(&Arc<LoadedPlugin>, &PluginPrompt)> {
+        let (plugin, i) = self.prompts.get(name)?;
+        Some((plugin, plugin.prompts.get(*i)?))
+    }
+
+    /// Every fixed resource, ordered by plugin and then as listed.
+    pub fn resources(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &PluginResource)> {
+        self.plugins
+            .values()
+            .flat_map(|p| p.resources.iter().map(move |r| (p, r)))
+    }
+
+    /// Every resource template, ordered by plugin and then as listed.
+    pub fn templates(&self) -> impl Iterator<Item = (&Arc<LoadedPlugin>, &PluginTemplate)> {
+        self.plugins
+            .values()
+            .flat_map(|p| p.templates.iter().map(move |t| (p, t)))
+    }
+
+    /// What public URI `uri` names: a fixed resource, else the first
+    /// template (by plugin, then as listed) that matches it.
+    pub fn resource(&self, uri: &str) -> Option<ResourceTarget<'_>> {
+        if let Some((plugin, i)) = self.resources.get(uri) {
+            return Some(ResourceTarget::Fixed(plugin, plugin.resources.get(*i)?));
+        }
+        self.plugins.values().find_map(|plugin| {
+            let own = plugin.namespace.plugin_uri(uri)?;
+            let template = plugin.templates.iter().find(|t| t.matches(&own).is_some())?;
+            Some(ResourceTarget::Templated {
+                plugin,
+                template,
+                uri: own,
+            })
+        })
     }
 
     /// The tool called `name`: a qualified name (`hello__greet`), or a bare
@@ -163,6 +259,11 @@ impl Registry {
             current: RwLock::new(Arc::new(snapshot)),
             version: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// How many times the snapshot was replaced.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
     }
 
     /// A receiver that wakes when the snapshot is replaced.

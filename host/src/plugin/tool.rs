@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::resource::Namespace;
 use crate::usage::ToolUsage;
-use crate::wit::ToolSpec;
+use crate::wit::{ClientFeature, ToolSpec};
 
 /// Separates the plugin name from the tool name in a qualified tool name.
 /// Plugin names cannot contain `_`, so the first `__` always splits correctly.
@@ -44,6 +45,8 @@ pub struct Tool {
     pub namespace: String,
     /// The name inside the plugin, passed to the guest.
     pub name: String,
+    /// How the plugin's URIs are served (for resources its results embed).
+    pub uris: Namespace,
     /// A human-readable title.
     pub title: Option<String>,
     /// What the tool does.
@@ -57,6 +60,8 @@ pub struct Tool {
     /// The resource type a permission grant must be for, if calling it
     /// needs one.
     pub requires: Option<String>,
+    /// Client features every call needs (refused up front without them).
+    pub needs: Vec<ClientFeature>,
     /// Aggregates of its calls.
     pub usage: ToolUsage,
     input_validator: jsonschema::Validator,
@@ -110,6 +115,7 @@ impl Tool {
         Ok(Self {
             qualified_name,
             namespace: plugin.to_owned(),
+            uris: Namespace::new(plugin, prefixed),
             name: spec.name,
             title: spec.title,
             description: spec.description,
@@ -122,6 +128,7 @@ impl Tool {
             input_schema,
             output_schema,
             requires: None,
+            needs: spec.needs,
             usage: ToolUsage::default(),
             input_validator,
             output_validator,
@@ -169,7 +176,7 @@ fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), Stri
     Err(problems.join("; "))
 }
 
-fn check_tool_name(name: &str) -> Result<(), String> {
+pub(super) fn check_tool_name(name: &str) -> Result<(), String> {
     check_simple_name("tool", name)
 }
 
@@ -233,6 +240,7 @@ mod tests {
                 idempotent: true,
                 open_world: false,
             },
+            needs: Vec::new(),
         }
     }
 

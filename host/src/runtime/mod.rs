@@ -2,9 +2,15 @@
 //! `InstancePre` per plugin, and a fresh `Store` for every call, run on tokio
 //! under the plugin's security level (fuel, memory, handles, deadline, output
 //! size) and the caller's cancellation.
+//!
+//! - [`exports`]: what a plugin exports (tools, of WIT 0.2 or 0.1; optional
+//!   resources, prompts, completions), found once when it is prepared.
+//! - [`size`]: what a guest's answer costs against the output quota.
 
 pub mod cache;
 mod engine;
+mod exports;
+pub mod size;
 mod state;
 
 use std::path::PathBuf;
@@ -13,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{Component, Linker, ResourceTableError};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -21,8 +27,14 @@ use crate::capability::{Access, CallCapabilities, CallInputs, CallScope, HostSto
 use crate::config::RuntimeConfig;
 use crate::content_hash::ContentHash;
 use crate::level::Level;
-use crate::wit::{CallContext, PluginPre, ToolError, ToolOutput, ToolSpec};
+use crate::wit::{
+    CallContext, Completion, CompletionRequest, PromptResult, PromptSpec, ResourceContents,
+    ResourceError, ResourceSpec, TemplateSpec, ToolError, ToolOutput, ToolSpec,
+};
 pub use cache::Origin;
+use exports::{Export, Exported, Exports};
+pub use exports::WitVersion;
+pub use size::output_size;
 pub use engine::EPOCH_TICK;
 pub use state::CallState;
 use state::STDERR_CAPACITY;
@@ -33,6 +45,12 @@ pub enum CallError {
     /// The tool ran and reported an error.
     #[error("{}", describe_tool_error(.0))]
     Tool(ToolError),
+    /// A resource read reported an error.
+    #[error("{}", describe_resource_error(.0))]
+    Resource(ResourceError),
+    /// The plugin does not export what was asked of it.
+    #[error("the plugin does not export `{0}`")]
+    NotExported(&'static str),
     /// The guest trapped (a panic, an out-of-bounds access, ...).
     #[error("the plugin crashed: {message}{}", stderr_suffix(.stderr))]
     Trap {
@@ -98,6 +116,14 @@ fn describe_tool_error(e: &ToolError) -> String {
     }
 }
 
+fn describe_resource_error(e: &ResourceError) -> String {
+    match e {
+        ResourceError::NotFound(m) => format!("not found: {m}"),
+        ResourceError::Denied(m) => format!("denied: {m}"),
+        ResourceError::Failed(m) => format!("failed: {m}"),
+    }
+}
+
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() {
         String::new()
@@ -123,7 +149,8 @@ pub struct PluginCode {
     level: Arc<Level>,
     access: Arc<Access>,
     config: Arc<str>,
-    pre: PluginPre<CallState>,
+    pre: InstancePre<CallState>,
+    exports: Arc<Exports>,
 }
 
 impl PluginCode {
@@ -141,22 +168,38 @@ impl PluginCode {
     pub fn access(&self) -> &Access {
         &self.access
     }
+
+    /// The `toolmesh:plugin` version it was built against.
+    pub fn wit_version(&self) -> WitVersion {
+        self.exports.version()
+    }
 }
 
-/// What a guest is asked to do: list its tools, or run one.
-enum Export<'a> {
-    ListTools,
-    Call {
-        ctx: &'a CallContext,
-        tool: &'a str,
-        arguments: &'a str,
-    },
+/// Which resource a read is for: the plugin's URI, and the template that
+/// matched it with the values of its variables, if it is templated.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadTarget<'a> {
+    /// The URI, as the plugin names it.
+    pub uri: &'a str,
+    /// The template's `uri-template`, for a templated resource.
+    pub template: Option<&'a str>,
+    /// The template's variables.
+    pub variables: &'a [(String, String)],
 }
 
-/// What the guest answered.
-enum Exported {
-    Tools(Vec<ToolSpec>),
-    Output(Result<ToolOutput, ToolError>),
+/// What a plugin offers, as it lists it once at load.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Its tools.
+    pub tools: Vec<ToolSpec>,
+    /// Its fixed resources.
+    pub resources: Vec<ResourceSpec>,
+    /// Its resource templates.
+    pub templates: Vec<TemplateSpec>,
+    /// Its prompts.
+    pub prompts: Vec<PromptSpec>,
+    /// Whether it completes prompt arguments and template variables.
+    pub completes: bool,
 }
 
 /// [`Runtime::run`] answers each [`Export`] with its own [`Exported`] case;
@@ -233,7 +276,8 @@ impl Runtime {
     /// Links `component` against the host's imports, for plugin `name`
     /// running at `level` with `access` and the operator's `config` (JSON
     /// object text). Fails with wasmtime's message when it imports something
-    /// the host does not provide or does not export the `tools` interface.
+    /// the host does not provide, and when it does not export a `tools`
+    /// interface of a version the host serves.
     pub fn prepare(
         &self,
         name: &str,
@@ -243,25 +287,28 @@ impl Runtime {
         component: &Component,
     ) -> wasmtime::Result<PluginCode> {
         let pre = self.linker.instantiate_pre(component)?;
+        let exports = Exports::find(&pre)?;
         Ok(PluginCode {
             name: name.into(),
             level,
             access: Arc::new(access),
             config,
-            pre: PluginPre::new(pre)?,
+            pre,
+            exports: Arc::new(exports),
         })
     }
 
-    /// Asks the plugin for its tools, under its level's quotas.
-    pub async fn list_tools(&self, code: &PluginCode) -> Result<Vec<ToolSpec>, CallError> {
+    /// Asks the plugin for everything it offers (tools, resources,
+    /// templates, prompts), in one instance under its level's quotas.
+    pub async fn describe(&self, code: &PluginCode) -> Result<Catalog, CallError> {
         let cancel = CancellationToken::new();
         match self
-            .run(code, Export::ListTools, &cancel, CallInputs::local())
+            .run(code, Export::Describe, &cancel, CallInputs::local())
             .await
             .0?
         {
-            Exported::Tools(specs) => Ok(specs),
-            Exported::Output(_) => Err(mismatched_export()),
+            Exported::Catalog(catalog) => Ok(catalog),
+            _ => Err(mismatched_export()),
         }
     }
 
@@ -285,20 +332,92 @@ impl Runtime {
             arguments,
         };
         let (outcome, usage) = self.run(code, export, cancel, inputs).await;
-        let checked = outcome.and_then(|exported| {
-            let output = match exported {
-                Exported::Output(output) => output.map_err(CallError::Tool)?,
-                Exported::Tools(_) => return Err(mismatched_export()),
-            };
-            let size = output_size(&output);
-            if size > code.level.max_output_bytes {
-                return Err(CallError::OutputTooLarge {
-                    size,
-                    limit: code.level.max_output_bytes,
-                    level: code.level.name.clone(),
-                });
+        let checked = outcome.and_then(|exported| match exported {
+            Exported::Output(output) => {
+                let output = output.map_err(CallError::Tool)?;
+                within_output_quota(code, output_size(&output))?;
+                Ok(output)
             }
-            Ok(output)
+            _ => Err(mismatched_export()),
+        });
+        (checked, usage)
+    }
+
+    /// Reads resource `uri` (as the plugin names it; matched by `template`
+    /// with `variables`, if it is templated) in a fresh instance, under the
+    /// same quotas as a tool call.
+    pub async fn read_resource(
+        &self,
+        code: &PluginCode,
+        ctx: &CallContext,
+        target: ReadTarget<'_>,
+        cancel: &CancellationToken,
+        inputs: CallInputs,
+    ) -> (Result<Vec<ResourceContents>, CallError>, GuestUsage) {
+        let export = Export::Read {
+            ctx,
+            uri: target.uri,
+            template: target.template,
+            variables: target.variables,
+        };
+        let (outcome, usage) = self.run(code, export, cancel, inputs).await;
+        let checked = outcome.and_then(|exported| match exported {
+            Exported::Contents(contents) => {
+                let contents = contents.map_err(CallError::Resource)?;
+                within_output_quota(code, contents.iter().map(size::contents_size).sum())?;
+                Ok(contents)
+            }
+            _ => Err(mismatched_export()),
+        });
+        (checked, usage)
+    }
+
+    /// Fills in prompt `name` with `arguments` in a fresh instance.
+    pub async fn get_prompt(
+        &self,
+        code: &PluginCode,
+        ctx: &CallContext,
+        name: &str,
+        arguments: &[(String, String)],
+        cancel: &CancellationToken,
+        inputs: CallInputs,
+    ) -> (Result<PromptResult, CallError>, GuestUsage) {
+        let export = Export::Prompt {
+            ctx,
+            name,
+            arguments,
+        };
+        let (outcome, usage) = self.run(code, export, cancel, inputs).await;
+        let checked = outcome.and_then(|exported| match exported {
+            Exported::Prompt(prompt) => {
+                let prompt = prompt.map_err(CallError::Tool)?;
+                within_output_quota(code, size::prompt_size(&prompt))?;
+                Ok(prompt)
+            }
+            _ => Err(mismatched_export()),
+        });
+        (checked, usage)
+    }
+
+    /// Candidate values for `request`, from a fresh instance.
+    pub async fn complete(
+        &self,
+        code: &PluginCode,
+        ctx: &CallContext,
+        request: &CompletionRequest,
+        cancel: &CancellationToken,
+    ) -> (Result<Completion, CallError>, GuestUsage) {
+        let export = Export::Complete { ctx, request };
+        let (outcome, usage) = self
+            .run(code, export, cancel, CallInputs::local())
+            .await;
+        let checked = outcome.and_then(|exported| match exported {
+            Exported::Completion(completion) => {
+                let completion = completion.map_err(CallError::Tool)?;
+                within_output_quota(code, size::completion_size(&completion))?;
+                Ok(completion)
+            }
+            _ => Err(mismatched_export()),
         });
         (checked, usage)
     }
@@ -324,19 +443,8 @@ impl Runtime {
             Err(e) => return (Err(e), GuestUsage::default()),
         };
         let run = async {
-            let plugin = code.pre.instantiate_async(&mut store).await?;
-            let tools = plugin.toolmesh_plugin_tools();
-            match export {
-                Export::ListTools => tools.call_list_tools(&mut store).await.map(Exported::Tools),
-                Export::Call {
-                    ctx,
-                    tool,
-                    arguments,
-                } => tools
-                    .call_call(&mut store, ctx, tool, arguments)
-                    .await
-                    .map(Exported::Output),
-            }
+            let instance = code.pre.instantiate_async(&mut store).await?;
+            code.exports.run(&mut store, &instance, export).await
         };
         let outcome = self.guarded(run, cancel, &code.level, &stderr).await;
         let usage = GuestUsage {
@@ -365,6 +473,8 @@ impl Runtime {
             progress: inputs.progress,
             stderr: stderr.clone(),
             caller: inputs.caller,
+            client: inputs.client,
+            client_log: inputs.client_log,
         };
         let capabilities =
             CallCapabilities::for_call(&self.stores, &plugin, &call).map_err(CallError::Host)?;
@@ -412,6 +522,18 @@ impl Runtime {
     }
 }
 
+/// `Err` if an answer of `size` bytes is more than `code`'s level allows.
+fn within_output_quota(code: &PluginCode, size: usize) -> Result<(), CallError> {
+    if size > code.level.max_output_bytes {
+        return Err(CallError::OutputTooLarge {
+            size,
+            limit: code.level.max_output_bytes,
+            level: code.level.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// A failed call whose guest was refused memory failed because of the memory
 /// quota, whatever the guest did next (Rust guests abort on a failed
 /// allocation).
@@ -432,21 +554,6 @@ fn quota_error<R>(
     }
 }
 
-/// The bytes a result occupies: text, media and structured JSON.
-pub fn output_size(output: &ToolOutput) -> usize {
-    let content: usize = output
-        .content
-        .iter()
-        .map(|block| match block {
-            crate::wit::ContentBlock::Text(text) => text.len(),
-            crate::wit::ContentBlock::Image(media) | crate::wit::ContentBlock::Audio(media) => {
-                media.data.len() + media.mime_type.len()
-            }
-        })
-        .sum();
-    content + output.structured.as_ref().map_or(0, String::len)
-}
-
 fn trap_or_host_error(
     error: wasmtime::Error,
     level: &Level,
@@ -462,6 +569,9 @@ fn trap_or_host_error(
             limit: level.handles,
             level: level.name.clone(),
         };
+    }
+    if let Some(missing) = error.downcast_ref::<exports::NotExported>() {
+        return CallError::NotExported(missing.0);
     }
     let Some(trap) = error.downcast_ref::<Trap>() else {
         return CallError::Host(error.into());

@@ -217,6 +217,7 @@ mod tests {
                 idempotent: false,
                 open_world: false,
             },
+            needs: Vec::new(),
         };
         Tool::from_spec(namespace, spec).unwrap()
     }

@@ -188,6 +188,7 @@ fn spec(name: &str, description: &str, schema: Value, read_only: bool) -> ToolSp
         input_schema: schema.to_string(),
         output_schema: None,
         hints: hints(read_only),
+        needs: Vec::new(),
     }
 }
 

@@ -17,6 +17,8 @@ pub mod mesh_tools;
 pub mod plugins;
 pub mod provider;
 pub mod resources;
+pub mod content;
+pub mod prompts;
 pub mod result;
 
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::capability::CallInputs;
+use crate::capability::client::ClientLink;
+use crate::capability::log::ClientLog;
 use crate::capability::progress::ProgressSink;
 use crate::identity::Caller;
 use crate::plugin::tool::Tool;
@@ -60,9 +64,31 @@ pub struct CallMeta {
     /// Who the transport authenticated (HTTP). `None` is the local user
     /// (stdio, the CLI), trusted to name any agent in `_meta`.
     pub caller: Option<Caller>,
+    /// The way back to the client (elicitation, sampling, roots).
+    pub client_link: Option<Arc<dyn ClientLink>>,
+    /// Where the guest's log records for the client go, if it asked.
+    pub client_log: Option<ClientLog>,
 }
 
 impl CallMeta {
+    /// Settles the caller and splits this into what the guest sees of the
+    /// call and what its capabilities get. `Err` is the refusal.
+    pub fn into_call(mut self) -> Result<(CallContext, CallInputs), String> {
+        let caller = self.settle_caller()?;
+        Ok((
+            CallContext {
+                request_id: self.request_id,
+                client: self.client,
+            },
+            CallInputs {
+                progress: self.progress,
+                caller,
+                client: self.client_link,
+                client_log: self.client_log,
+            },
+        ))
+    }
+
     /// Settles who is calling: an authenticated caller is its own agent
     /// (`_meta` may not name another, nor charge another's budget, unless
     /// the caller is an admin); the local user is whoever `_meta` names.
@@ -160,6 +186,14 @@ impl ToolService {
         self.resolve(name).map(|r| result::describe(r.tool()))
     }
 
+    /// The client features tool `name` needs on every call (none if there
+    /// is no such tool).
+    pub fn needs(&self, name: &str) -> Vec<crate::wit::ClientFeature> {
+        self.resolve(name)
+            .map(|r| r.tool().needs.clone())
+            .unwrap_or_default()
+    }
+
     fn resolve(&self, name: &str) -> Option<Box<dyn Runnable>> {
         self.providers.iter().find_map(|p| p.resolve(name))
     }
@@ -229,6 +263,8 @@ impl ToolService {
             inputs: CallInputs {
                 progress: meta.progress,
                 caller,
+                client: meta.client_link,
+                client_log: meta.client_log,
             },
             cancel: cancel.clone(),
         };

@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use super::provider::{Provider, ProviderCall, Ran, Runnable};
 use super::result;
 use crate::capability::CallInputs;
+use crate::capability::notify::ResourceUpdates;
 use crate::plugin::tool::Tool;
 use crate::plugin::{LoadedPlugin, Registry};
-use crate::runtime::Runtime;
+use crate::runtime::{CallError, ReadTarget, Runtime};
 use crate::usage::PluginUsage;
-use crate::wit::CallContext;
+use crate::wit::{CallContext, Completion, CompletionRequest, PromptResult, ResourceContents};
 
 /// The loaded plugins' tools.
 pub struct PluginTools {
@@ -36,6 +37,12 @@ impl PluginTools {
     /// The registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Where plugins announce that their resources changed, if this host
+    /// listens.
+    pub fn resource_updates(&self) -> Option<&Arc<ResourceUpdates>> {
+        self.runtime.stores().updates.as_ref()
     }
 
     /// Calls tool `name` for the host itself (no gate, no progress) and
@@ -59,6 +66,54 @@ impl PluginTools {
         };
         let (result, _) = super::run_recorded(runnable, call, Instant::now()).await;
         result::into_value(&result)
+    }
+
+    /// Reads `target` of `plugin` in a fresh instance.
+    pub async fn read_resource(
+        &self,
+        plugin: &LoadedPlugin,
+        target: ReadTarget<'_>,
+        ctx: &CallContext,
+        inputs: CallInputs,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ResourceContents>, CallError> {
+        self.runtime
+            .read_resource(&plugin.code, ctx, target, cancel, inputs)
+            .await
+            .0
+    }
+
+    /// Fills in `plugin`'s prompt `name` in a fresh instance.
+    pub async fn get_prompt(
+        &self,
+        plugin: &LoadedPlugin,
+        name: &str,
+        arguments: &[(String, String)],
+        ctx: &CallContext,
+        inputs: CallInputs,
+        cancel: &CancellationToken,
+    ) -> Result<PromptResult, CallError> {
+        self.runtime
+            .get_prompt(&plugin.code, ctx, name, arguments, cancel, inputs)
+            .await
+            .0
+    }
+
+    /// Asks `plugin` for completions in a fresh instance.
+    pub async fn complete(
+        &self,
+        plugin: &LoadedPlugin,
+        request: &CompletionRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Completion, CallError> {
+        let ctx = CallContext {
+            request_id: "complete".into(),
+            client: None,
+        };
+        self.runtime
+            .complete(&plugin.code, &ctx, request, cancel)
+            .await
+            .0
     }
 
     /// Calls recorded so far, over every plugin tool.

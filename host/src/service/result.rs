@@ -4,14 +4,15 @@
 //! the output schema); one that breaks it is the plugin's fault and reaches
 //! the agent as an error that says so.
 
-use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock, Tool as McpTool, ToolAnnotations};
 use serde_json::Value;
 
 use crate::plugin::tool::Tool;
 use crate::runtime::{CallError, output_size};
 use crate::usage::Outcome;
-use crate::wit::{ContentBlock as GuestContent, ToolOutput};
+use crate::wit::ToolOutput;
+
+use super::content;
 
 /// A run's outcome for the agent, and for the usage record.
 pub struct Mapped {
@@ -43,7 +44,10 @@ pub fn map(tool: &Tool, outcome: Result<ToolOutput, CallError>) -> Mapped {
         }
         Err(e) => {
             let outcome = match &e {
-                CallError::Tool(_) | CallError::HostTool(_) => Outcome::ToolError,
+                CallError::Tool(_)
+                | CallError::HostTool(_)
+                | CallError::Resource(_)
+                | CallError::NotExported(_) => Outcome::ToolError,
                 CallError::Trap { .. } => Outcome::Trap,
                 CallError::Cancelled => Outcome::Cancelled,
                 CallError::Host(_) => {
@@ -113,7 +117,11 @@ pub fn error_result(message: String) -> CallToolResult {
 }
 
 fn success_result(tool: &Tool, output: ToolOutput) -> CallToolResult {
-    let content: Vec<ContentBlock> = output.content.into_iter().map(content_block).collect();
+    let content: Vec<ContentBlock> = output
+        .content
+        .into_iter()
+        .map(|block| content::block(&tool.uris, block))
+        .collect();
     let structured = match output.structured {
         None if tool.output_schema.is_some() => {
             return error_result(format!(
@@ -159,15 +167,6 @@ fn success_result(tool: &Tool, output: ToolOutput) -> CallToolResult {
     result
 }
 
-fn content_block(block: GuestContent) -> ContentBlock {
-    let b64 = |data: &[u8]| base64::engine::general_purpose::STANDARD.encode(data);
-    match block {
-        GuestContent::Text(text) => ContentBlock::text(text),
-        GuestContent::Image(media) => ContentBlock::image(b64(&media.data), media.mime_type),
-        GuestContent::Audio(media) => ContentBlock::audio(b64(&media.data), media.mime_type),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +185,7 @@ mod tests {
                 idempotent: true,
                 open_world: false,
             },
+            needs: Vec::new(),
         };
         Tool::from_spec("p", spec).unwrap()
     }

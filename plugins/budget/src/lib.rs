@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use toolmesh_sdk::{Plugin, Structured, Tool, ToolError, kv};
+use toolmesh_sdk::{
+    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError, kv,
+    notify,
+};
 
 const BUDGETS: &str = "budget/";
 const ALERTS: &str = "alert/";
@@ -155,6 +158,17 @@ pub struct PeriodStatus {
     pub spent: u64,
 }
 
+/// The resource of every budget.
+const BUDGETS_URI: &str = "budget://budgets";
+/// The resource of the alerts.
+const ALERTS_URI: &str = "budget://alerts";
+
+/// Tells subscribers that budget `id` (and so the list) changed.
+fn changed(id: &str) {
+    notify::resource_updated(BUDGETS_URI);
+    notify::resource_updated(&format!("{BUDGETS_URI}/{id}"));
+}
+
 /// An alert record.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Alert {
@@ -274,6 +288,7 @@ fn set_budget(args: SetArgs) -> Result<Structured<Status>, ToolError> {
         budget.alerted = budget.alerted && budget.over_threshold(&settings);
         Ok((Some(budget.clone()), budget))
     })?;
+    changed(&budget.id);
     Ok(Structured(budget.status(&settings)))
 }
 
@@ -318,6 +333,7 @@ fn allocate(args: AllocateArgs) -> Result<Structured<Allocation>, ToolError> {
         b.allocations.insert(id.clone(), args.amount);
         Ok(id)
     })?;
+    changed(&budget.id);
     Ok(Structured(Allocation {
         allocation,
         status: budget.status(&settings),
@@ -421,7 +437,9 @@ fn report_spending(args: SpendArgs) -> Result<Structured<Status>, ToolError> {
             ),
         );
         kv::append_json(ALERTS, &alert, MAX_ALERTS)?;
+        notify::resource_updated(ALERTS_URI);
     }
+    changed(&budget.id);
     Ok(Structured(budget.status(&settings)))
 }
 
@@ -494,6 +512,8 @@ fn rebalance(args: RebalanceArgs) -> Result<Structured<Rebalanced>, ToolError> {
         b.alerted = b.alerted && b.over_threshold(&settings);
         Ok(())
     })?;
+    changed(&from.id);
+    changed(&to.id);
     Ok(Structured(Rebalanced {
         from: from.status(&settings),
         to: to.status(&settings),
@@ -545,8 +565,37 @@ fn alerts(_: Nothing) -> Result<Structured<Alerts>, ToolError> {
 }
 
 /// The plugin's tools.
+/// The budgets, one budget and the alerts as resources clients can read
+/// and subscribe to (an alert crossing its threshold notifies them).
+fn resources(plugin: Plugin) -> Plugin {
+    plugin
+        .resource(
+            Resource::new(BUDGETS_URI, "budgets", |_| {
+                Ok(vec![ResourceContents::json(BUDGETS_URI, &list(Nothing {})?.0)?])
+            })
+            .description("Every budget: limit, allocated, spent, remaining, per period.")
+            .mime_type("application/json"),
+        )
+        .template(
+            Template::new(format!("{BUDGETS_URI}/{{id}}"), "budget", |_, uri, vars| {
+                let id = vars.get::<ResourceError>("id")?.to_owned();
+                let status = status(IdArgs { id })?;
+                Ok(vec![ResourceContents::json(uri, &status.0)?])
+            })
+            .description("One budget's limit, allocated, spent and remaining amounts.")
+            .mime_type("application/json"),
+        )
+        .resource(
+            Resource::new(ALERTS_URI, "alerts", |_| {
+                Ok(vec![ResourceContents::json(ALERTS_URI, &alerts(Nothing {})?.0)?])
+            })
+            .description("Threshold alerts, oldest first; subscribe to hear of new ones.")
+            .mime_type("application/json"),
+        )
+}
+
 pub fn plugin() -> Plugin {
-    Plugin::new()
+    resources(Plugin::new())
         .tool(Tool::new(
             "set_budget",
             "Creates a budget or sets its limits: total, optional daily and monthly, and the \

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use toolmesh_sdk::{Plugin, Structured, Tool, ToolError, kv};
+use toolmesh_sdk::{Plugin, Resource, ResourceContents, Structured, Tool, ToolError, kv, notify};
 
 const AGENTS: &str = "agent/";
 /// This host's entries, as opposed to ones merged from peers.
@@ -163,6 +163,7 @@ fn register(args: RegisterArgs) -> Result<Structured<Entry>, ToolError> {
         };
         Ok((Some(entry.clone()), entry))
     })?;
+    notify::resource_updated(AGENTS_URI);
     Ok(Structured(entry))
 }
 
@@ -208,10 +209,13 @@ pub struct Removed {
 fn unregister(args: IdArgs) -> Result<Structured<Removed>, ToolError> {
     check_id(&args.id)?;
     toolmesh_sdk::caller::require_act_for(&args.id, "unregister")?;
-    Ok(Structured(Removed {
-        removed: kv::delete(&key(&args.id))?,
-    }))
+    let removed = kv::delete(&key(&args.id))?;
+    notify::resource_updated(AGENTS_URI);
+    Ok(Structured(Removed { removed }))
 }
+
+/// The resource of the live agents.
+const AGENTS_URI: &str = "discovery://agents";
 
 /// Every live agent; entries past the TTL are removed on the way (only if
 /// nobody refreshed them meanwhile).
@@ -280,6 +284,13 @@ fn list(_: Nothing) -> Result<Structured<Agents>, ToolError> {
 /// The plugin's tools.
 pub fn plugin() -> Plugin {
     Plugin::new()
+        .resource(
+            Resource::new(AGENTS_URI, "agents", |_| {
+                Ok(vec![ResourceContents::json(AGENTS_URI, &list(Nothing {})?.0)?])
+            })
+            .description("The agents registered and alive now; subscribe to hear of changes.")
+            .mime_type("application/json"),
+        )
         .tool(Tool::new(
             "register",
             "Registers an agent (or replaces its entry): id, capabilities, endpoint, trust \

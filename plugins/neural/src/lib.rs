@@ -9,7 +9,10 @@ pub mod store;
 use neural_core::{Activation, Network, Stop, StopFunction, TrainData, TrainingAlgorithm};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use toolmesh_sdk::{Plugin, Structured, Tool, ToolError, blobs, progress};
+use toolmesh_sdk::{
+    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError, blobs,
+    progress,
+};
 
 use store::NetEntry;
 
@@ -582,8 +585,34 @@ fn store_data(args: StoreDataArgs) -> Result<Structured<StoredData>, ToolError> 
 }
 
 /// The plugin's tools.
+/// The stored networks, and each network, as resources.
+fn resources(plugin: Plugin) -> Plugin {
+    plugin
+        .resource(
+            Resource::new(store::NETWORKS_URI, "networks", |_| {
+                let networks = list(Nothing {})?;
+                Ok(vec![ResourceContents::json(store::NETWORKS_URI, &networks.0)?])
+            })
+            .description("The stored networks: name, shape, weights hash.")
+            .mime_type("application/json"),
+        )
+        .template(
+            Template::new(
+                format!("{}/{{name}}", store::NETWORKS_URI),
+                "network",
+                |_, uri, vars| {
+                    let name = vars.get::<ResourceError>("name")?.to_owned();
+                    let description = describe(NameArgs { name })?;
+                    Ok(vec![ResourceContents::json(uri, &description.0)?])
+                },
+            )
+            .description("One network: its shape, activations, training settings and hashes.")
+            .mime_type("application/json"),
+        )
+}
+
 pub fn plugin() -> Plugin {
-    Plugin::new()
+    resources(Plugin::new())
         .tool(Tool::new(
             "create",
             "Creates a network: layer sizes, kind (standard, sparse, shortcut), activations, \

@@ -65,11 +65,16 @@ pub fn load(name: &str) -> Result<(NetEntry, Network), ToolError> {
     Ok((entry, net))
 }
 
+/// The resource of the stored networks (one network: `<this>/<name>`).
+pub const NETWORKS_URI: &str = "neural://networks";
+
 /// Saves `net` as `name`; with `expected`, only if the entry is still that
 /// (so concurrent trainings of one network never overwrite each other
 /// silently).
 pub fn save(name: &str, net: &Network, expected: Option<&NetEntry>) -> Result<NetEntry, ToolError> {
     check_name(name)?;
+    toolmesh_sdk::notify::resource_updated(NETWORKS_URI);
+    toolmesh_sdk::notify::resource_updated(&format!("{NETWORKS_URI}/{name}"));
     let net_blob = blobs::put(net.to_fann_string().as_bytes())?;
     let weights_blob = blobs::put(&net.weights_to_bytes())?;
     let entry = NetEntry {

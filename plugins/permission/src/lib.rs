@@ -12,7 +12,10 @@ pub mod policy;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use toolmesh_sdk::{Plugin, Structured, Tool, ToolError, kv};
+use toolmesh_sdk::{
+    Plugin, Prompt, PromptMessage, Resource, ResourceContents, Structured, Tool, ToolError, kv,
+    notify,
+};
 
 use policy::{Policy, Request};
 
@@ -86,8 +89,16 @@ fn audit(
     };
     let keep = policy()?.max_audit_records;
     kv::append_json(AUDIT, &record, keep)?;
+    // Every decision is in the trail, and may change the active grants.
+    notify::resource_updated(AUDIT_URI);
+    notify::resource_updated(GRANTS_URI);
     Ok(())
 }
+
+/// The resource of the active grants.
+const GRANTS_URI: &str = "permission://grants";
+/// The resource of the audit trail.
+const AUDIT_URI: &str = "permission://audit";
 
 fn check_field(name: &str, value: &str, max: usize) -> Result<(), ToolError> {
     if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
@@ -420,8 +431,61 @@ fn read_audit(args: AuditArgs) -> Result<Structured<Trail>, ToolError> {
 }
 
 /// The plugin's tools.
+/// The grants and the audit trail as resources (subscribe to hear of each
+/// decision), and a prompt that walks an agent through asking for access.
+fn offers(plugin: Plugin) -> Plugin {
+    plugin
+        .resource(
+            Resource::new(GRANTS_URI, "grants", |_| {
+                let grants = list_grants(ListArgs::default())?;
+                Ok(vec![ResourceContents::json(GRANTS_URI, &grants.0)?])
+            })
+            .description(
+                "The grants active now, without tokens (an agent sees its own; an admin all).",
+            )
+            .mime_type("application/json"),
+        )
+        .resource(
+            Resource::new(AUDIT_URI, "audit", |_| {
+                let trail = read_audit(AuditArgs::default())?;
+                Ok(vec![ResourceContents::json(AUDIT_URI, &trail.0)?])
+            })
+            .description("The audit trail: every decision, oldest first.")
+            .mime_type("application/json"),
+        )
+        .prompt(
+            Prompt::new(
+                "request_access",
+                "Ask for a grant to a resource type: fills in the permission request.",
+                |_, args| {
+                    let resource = args.get::<ToolError>("resource")?;
+                    let justification = args.get::<ToolError>("justification")?;
+                    let duration = args.optional("duration_s").unwrap_or("3600");
+                    let agent = toolmesh_sdk::caller::get()
+                        .agent
+                        .unwrap_or_else(|| "<your agent id>".into());
+                    let request = serde_json::json!({
+                        "agent": agent,
+                        "resource": resource,
+                        "justification": justification,
+                        "duration_s": duration.parse::<u64>().unwrap_or(3600),
+                    });
+                    Ok(vec![PromptMessage::user(format!(
+                        "I need access to `{resource}`. Call the tool `permission__request` \
+                         with these arguments, then pass the token it returns as \
+                         `_meta[\"toolmesh/token\"]` on the calls that need it:\n{request:#}"
+                    ))])
+                },
+            )
+            .title("Request access")
+            .argument("resource", "The resource type to access (e.g. `secrets`).", true)
+            .argument("justification", "Why you need it (the policy may ask for detail).", true)
+            .argument("duration_s", "For how many seconds (default 3600).", false),
+        )
+}
+
 pub fn plugin() -> Plugin {
-    Plugin::new()
+    offers(Plugin::new())
         .tool(Tool::new(
             "request",
             "Asks for a grant: an agent, a resource type (and scope), a justification and a \
