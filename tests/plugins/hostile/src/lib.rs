@@ -4,7 +4,8 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use toolmesh_sdk::{Plugin, Tool, ToolError};
+use toolmesh_sdk::client::{self, Elicited};
+use toolmesh_sdk::{Plugin, Resource, ResourceContents, Tool, ToolError, notify};
 
 /// No arguments.
 #[derive(Deserialize, JsonSchema)]
@@ -295,9 +296,58 @@ fn deny(_: Nothing) -> Result<String, ToolError> {
     Err(ToolError::denied("this tool refuses everyone"))
 }
 
+fn notify_flood(args: Count) -> Result<String, ToolError> {
+    for _ in 0..args.count {
+        notify::resource_updated(WATCHED);
+    }
+    // And many distinct URIs, past the per-call cap.
+    for i in 0..1000 {
+        notify::resource_updated(&format!("hostile://flood/{i}"));
+    }
+    Ok(format!("announced {} times", args.count))
+}
+
+fn ask_forever(_: Nothing) -> Result<String, ToolError> {
+    let schema = r#"{"type":"object","properties":{"x":{"type":"string"}}}"#;
+    match client::elicit("forever", "Answer me", schema)? {
+        Elicited::Accept(v) => Ok(format!("answered {v}")),
+        _ => Ok("not answered".into()),
+    }
+}
+
+fn sample_many(args: Count) -> Result<String, ToolError> {
+    let request = client::sampling_request("again", 10);
+    for i in 0..args.count {
+        client::create_message(&format!("q{i}"), &request)
+            .map_err(|e| ToolError::failed(format!("question {}: {e}", i + 1)))?;
+    }
+    Ok(format!("asked {} times", args.count))
+}
+
+/// The resource the flood announces.
+const WATCHED: &str = "hostile://watched";
+
 /// The plugin's tools.
 pub fn plugin() -> Plugin {
     Plugin::new()
+        .resource(Resource::new(WATCHED, "watched", |_| {
+            Ok(vec![ResourceContents::text(WATCHED, "watched")])
+        }))
+        .resource(Resource::new("hostile://big", "big", |_| {
+            // 4 MiB: past the untrusted level's 1 MiB output limit.
+            Ok(vec![ResourceContents::text("hostile://big", "x".repeat(4 << 20))])
+        }))
+        .tool(Tool::new(
+            "notify_flood",
+            "Announces a resource change `count` times, and 1000 distinct URIs.",
+            notify_flood,
+        ))
+        .tool(Tool::new("ask_forever", "Asks the user, and waits.", ask_forever))
+        .tool(Tool::new(
+            "sample_many",
+            "Asks the client's model `count` times.",
+            sample_many,
+        ))
         .tool(Tool::new("noop", "Does nothing.", noop))
         .tool(Tool::new("connect", "Opens a TCP connection.", connect))
         .tool(Tool::new("spin", "Loops forever.", spin))
