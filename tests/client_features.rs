@@ -24,7 +24,9 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
-use toolmesh_test_support::{TempHost, call, connect_command, first_text, serve_command, test_plugin};
+use toolmesh_test_support::{
+    TempHost, call, connect_command, first_text, serve_command, test_plugin,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
 
@@ -59,11 +61,7 @@ impl TestClient {
     }
 
     /// What `read` returns once `done` holds, or after five seconds.
-    async fn wait<T: Clone>(
-        &self,
-        read: impl Fn(&Self) -> T,
-        done: impl Fn(&T) -> bool,
-    ) -> T {
+    async fn wait<T: Clone>(&self, read: impl Fn(&Self) -> T, done: impl Fn(&T) -> bool) -> T {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let value = read(self);
@@ -100,7 +98,8 @@ impl ClientHandler for TestClient {
             return Err(ErrorData::invalid_params("form mode expected", None));
         };
         let mut result = ElicitResult::new(ElicitationAction::Accept);
-        result.content = Some(json!({"username": "ada", "email": format!("ada@{}", message.len())}));
+        result.content =
+            Some(json!({"username": "ada", "email": format!("ada@{}", message.len())}));
         Ok(result)
     }
 
@@ -182,9 +181,9 @@ async fn plugin_resources_templates_prompts_and_completions() -> anyhow::Result<
     let resources = client.list_all_resources().await?;
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
     assert!(uris.contains(&"test://static-text"), "{uris:?}");
-    // Namespaced: the budget plugin's own scheme, and another plugin's.
+    // Namespaced: a plugin's own scheme becomes its place under toolmesh://.
     assert!(uris.contains(&"toolmesh://budget/alerts"), "{uris:?}");
-    assert!(uris.contains(&"toolmesh://hostile/hostile://watched"), "{uris:?}");
+    assert!(uris.contains(&"toolmesh://hostile/watched"), "{uris:?}");
 
     let read = client
         .read_resource(ReadResourceRequestParams::new("test://static-text"))
@@ -220,7 +219,11 @@ async fn plugin_resources_templates_prompts_and_completions() -> anyhow::Result<
     assert!(missing.contains("test://nothing-here"), "{missing}");
 
     let prompts = client.list_all_prompts().await?;
-    assert!(prompts.iter().any(|p| p.name == "permission__request_access"));
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.name == "permission__request_access")
+    );
     let mut get = GetPromptRequestParams::new("test_prompt_with_arguments");
     get.arguments = Some(
         json!({"arg1": "first", "arg2": "second"})
@@ -230,7 +233,10 @@ async fn plugin_resources_templates_prompts_and_completions() -> anyhow::Result<
     );
     let prompt = client.get_prompt(get).await?;
     let said = serde_json::to_string(&prompt.messages)?;
-    assert!(said.contains("arg1='first'") && said.contains("arg2='second'"), "{said}");
+    assert!(
+        said.contains("arg1='first'") && said.contains("arg2='second'"),
+        "{said}"
+    );
     let lacking = client
         .get_prompt(GetPromptRequestParams::new("test_prompt_with_arguments"))
         .await
@@ -255,7 +261,10 @@ async fn logs_elicitation_and_sampling_reach_the_client() -> anyhow::Result<()> 
         .set_level(SetLevelRequestParams::new(LoggingLevel::Info))
         .await?;
     let logged = call(&client, "test_tool_with_logging", json!({})).await?;
-    assert_eq!(first_text(&logged), "Tool with logging executed successfully");
+    assert_eq!(
+        first_text(&logged),
+        "Tool with logging executed successfully"
+    );
     let logs = handler
         .wait(|h| h.logs.lock().unwrap().clone(), |l| l.len() >= 3)
         .await;
@@ -267,7 +276,11 @@ async fn logs_elicitation_and_sampling_reach_the_client() -> anyhow::Result<()> 
         .await?;
     call(&client, "test_tool_with_logging", json!({})).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(handler.logs.lock().unwrap().len(), 3, "below the level: none");
+    assert_eq!(
+        handler.logs.lock().unwrap().len(),
+        3,
+        "below the level: none"
+    );
 
     let elicited = call(&client, "test_elicitation", json!({"message": "Who?"})).await?;
     assert!(
@@ -298,7 +311,11 @@ async fn a_client_without_the_feature_gets_an_error_naming_it() -> anyhow::Resul
     );
     let needs = call(&client, "test_missing_capability", json!({})).await?;
     assert_eq!(needs.is_error, Some(true));
-    assert!(first_text(&needs).contains("sampling"), "{}", first_text(&needs));
+    assert!(
+        first_text(&needs).contains("sampling"),
+        "{}",
+        first_text(&needs)
+    );
     client.cancel().await?;
     Ok(())
 }
@@ -311,15 +328,28 @@ async fn a_budget_alert_notifies_a_subscribed_client() -> anyhow::Result<()> {
         .subscribe(SubscribeRequestParams::new("toolmesh://budget/alerts"))
         .await?;
     let set = json!({"id": "team", "limit": 100, "alert_threshold": 0.5});
-    assert_ne!(call(&client, "budget__set_budget", set).await?.is_error, Some(true));
+    assert_ne!(
+        call(&client, "budget__set_budget", set).await?.is_error,
+        Some(true)
+    );
     let spend = json!({"id": "team", "amount": 40});
-    assert_ne!(call(&client, "budget__report_spending", spend.clone()).await?.is_error, Some(true));
+    assert_ne!(
+        call(&client, "budget__report_spending", spend.clone())
+            .await?
+            .is_error,
+        Some(true)
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         handler.updates.lock().unwrap().is_empty(),
         "below the threshold: no alert"
     );
-    assert_ne!(call(&client, "budget__report_spending", spend).await?.is_error, Some(true));
+    assert_ne!(
+        call(&client, "budget__report_spending", spend)
+            .await?
+            .is_error,
+        Some(true)
+    );
     let updates = handler
         .wait(|h| h.updates.lock().unwrap().clone(), |u| !u.is_empty())
         .await;
@@ -339,7 +369,11 @@ async fn a_plugin_built_against_wit_0_1_loads_and_works() -> anyhow::Result<()> 
     let (client, _) = start(&host, Answers::All).await?;
     call(&client, "legacy__count", json!({})).await?;
     let second = call(&client, "legacy__count", json!({})).await?;
-    assert_eq!(first_text(&second), "count 2", "kv persisted through the 0.1 import");
+    assert_eq!(
+        first_text(&second),
+        "count 2",
+        "kv persisted through the 0.1 import"
+    );
     let media = call(&client, "legacy__media", json!({})).await?;
     assert_eq!(media.content.len(), 3);
     assert!(media.content[1].as_image().is_some());
@@ -352,14 +386,14 @@ async fn hostile_resource_notify_elicitation_and_sampling_are_bounded() -> anyho
     let host = TempHost::new()?;
     let (client, handler) = start(&host, Answers::All).await?;
     let big = client
-        .read_resource(ReadResourceRequestParams::new("toolmesh://hostile/hostile://big"))
+        .read_resource(ReadResourceRequestParams::new("toolmesh://hostile/big"))
         .await
         .unwrap_err()
         .to_string();
     assert!(big.contains("output too large"), "{big}");
 
     client
-        .subscribe(SubscribeRequestParams::new("toolmesh://hostile/hostile://watched"))
+        .subscribe(SubscribeRequestParams::new("toolmesh://hostile/watched"))
         .await?;
     let flood = call(&client, "hostile__notify_flood", json!({"count": 100000})).await?;
     assert_eq!(first_text(&flood), "announced 100000 times");
@@ -377,7 +411,11 @@ async fn hostile_resource_notify_elicitation_and_sampling_are_bounded() -> anyho
         "{}",
         first_text(&many)
     );
-    assert_eq!(*handler.samplings.lock().unwrap(), 3, "the client was asked 3 times");
+    assert_eq!(
+        *handler.samplings.lock().unwrap(),
+        3,
+        "the client was asked 3 times"
+    );
     client.cancel().await?;
 
     let (client, _) = start(&host, Answers::Never).await?;
@@ -389,7 +427,11 @@ async fn hostile_resource_notify_elicitation_and_sampling_are_bounded() -> anyho
         "{}",
         first_text(&forever)
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let next = call(&client, "hello__greet", json!({"name": "after"})).await?;
     assert_eq!(first_text(&next), "Hello, after!");
     client.cancel().await?;

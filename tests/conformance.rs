@@ -71,8 +71,14 @@ fn run_suite(tool: &str, url: &str, expected: &str, extra: &[&str]) -> String {
         output.status.success(),
         "the conformance suite ({tool} {extra:?}) failed: see its output above"
     );
-    let passed = stdout.lines().filter(|l| l.trim_start().starts_with('✓')).count();
-    let failed = stdout.lines().filter(|l| l.trim_start().starts_with('✗')).count();
+    let passed = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('✓'))
+        .count();
+    let failed = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('✗'))
+        .count();
     eprintln!("conformance {tool} {extra:?}: {passed} scenarios passed, {failed} failed");
     stdout
 }

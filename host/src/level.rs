@@ -214,8 +214,8 @@ impl Levels {
                 level.blob_bytes = in_range(bytes, 0, 1 << 50, &key("blob_bytes"))?;
             }
             if let Some(asks) = o.client_requests {
-                level.client_requests = in_range(asks.into(), 0, 10_000, &key("client_requests"))?
-                    as u32;
+                level.client_requests =
+                    in_range(asks.into(), 0, 10_000, &key("client_requests"))? as u32;
             }
             if let Some(capabilities) = &o.capabilities {
                 level.capabilities = capabilities.iter().copied().collect();

@@ -54,7 +54,9 @@ pub mod v0_1 {
     use super::toolmesh::plugin::types as new;
 
     /// The 0.1 `tools` export.
-    pub use self::exports::toolmesh::plugin::tools::{Guest as Tools, GuestIndices as ToolsIndices};
+    pub use self::exports::toolmesh::plugin::tools::{
+        Guest as Tools, GuestIndices as ToolsIndices,
+    };
 
     impl From<old::ToolSpec> for new::ToolSpec {
         fn from(spec: old::ToolSpec) -> Self {

@@ -128,8 +128,8 @@ mod tool;
 pub use output::{Content, IntoToolOutput, Structured, ToolOutput};
 pub use plugin::Plugin;
 pub use resource::{
-    Completion, CompletionRequest, CompletionTarget, Prompt, PromptMessage, Resource,
-    ResourceBody, ResourceContents, ResourceError, Role, Template, Values,
+    Completion, CompletionRequest, CompletionTarget, Prompt, PromptMessage, Resource, ResourceBody,
+    ResourceContents, ResourceError, Role, Template, Values,
 };
 pub use tool::{CallContext, ClientFeature, Tool, ToolError};
 

@@ -83,7 +83,11 @@ impl Plugin {
 
     /// Reads resource `uri` (a fixed one, or one of a template), as the
     /// host would.
-    pub fn read(&self, ctx: &CallContext, uri: &str) -> Result<Vec<ResourceContents>, ResourceError> {
+    pub fn read(
+        &self,
+        ctx: &CallContext,
+        uri: &str,
+    ) -> Result<Vec<ResourceContents>, ResourceError> {
         if let Some(resource) = self.resources.iter().find(|r| r.uri == uri) {
             return (resource.handler)(ctx);
         }

@@ -66,7 +66,10 @@ impl ResourceContents {
     }
 
     /// JSON contents at `uri` (`application/json`).
-    pub fn json(uri: impl Into<String>, value: &impl serde::Serialize) -> Result<Self, ResourceError> {
+    pub fn json(
+        uri: impl Into<String>,
+        value: &impl serde::Serialize,
+    ) -> Result<Self, ResourceError> {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| ResourceError::Failed(format!("cannot encode as JSON: {e}")))?;
         Ok(Self::text(uri, text).with_mime_type("application/json"))
@@ -316,7 +319,12 @@ impl Prompt {
 
     /// Takes argument `name` (a string); the host refuses a request
     /// without it when it is `required`.
-    pub fn argument(mut self, name: impl Into<String>, description: impl Into<String>, required: bool) -> Self {
+    pub fn argument(
+        mut self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        required: bool,
+    ) -> Self {
         self.arguments.push(Argument {
             name: name.into(),
             description: description.into(),

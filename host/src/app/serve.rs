@@ -133,7 +133,9 @@ fn relist_on_announcement(stack: &Stack) {
             };
             match reloaded {
                 Ok(()) => tracing::info!(%plugin, "lists changed: listed again"),
-                Err(e) => tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}"),
+                Err(e) => {
+                    tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}")
+                }
             }
         }
     });

@@ -176,7 +176,11 @@ impl CallCapability for ClientCtx {
         client::add_to_linker::<T, wasmtime::component::HasSelf<Self>>(linker, get)
     }
 
-    fn for_call(_: &HostStores, plugin: &PluginScope<'_>, call: &CallScope) -> anyhow::Result<Self> {
+    fn for_call(
+        _: &HostStores,
+        plugin: &PluginScope<'_>,
+        call: &CallScope,
+    ) -> anyhow::Result<Self> {
         let granted = |feature| plugin.access.has(capability_of(feature));
         Ok(Self {
             plugin: plugin.name.clone(),

@@ -162,7 +162,11 @@ impl CallCapability for NotifyCtx {
         notify::add_to_linker::<T, wasmtime::component::HasSelf<Self>>(linker, get)
     }
 
-    fn for_call(host: &HostStores, plugin: &PluginScope<'_>, _: &CallScope) -> anyhow::Result<Self> {
+    fn for_call(
+        host: &HostStores,
+        plugin: &PluginScope<'_>,
+        _: &CallScope,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             plugin: plugin.name.clone(),
             updates: host.updates.clone(),

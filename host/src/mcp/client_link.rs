@@ -49,9 +49,9 @@ impl Declared {
             .unwrap_or(Value::Null);
         let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
         // A bare `elicitation: {}` means form mode; `{url: {}}` alone does not.
-        let elicitation = value.get("elicitation").is_some_and(|e| {
-            e.is_object() && (e.get("form").is_some() || e.get("url").is_none())
-        });
+        let elicitation = value
+            .get("elicitation")
+            .is_some_and(|e| e.is_object() && (e.get("form").is_some() || e.get("url").is_none()));
         Self {
             elicitation,
             sampling: has("sampling"),
@@ -166,7 +166,11 @@ pub fn decode(request: &InputRequest, value: Value) -> Result<InputResponse, Cli
                 }
                 Some("decline") => ElicitAction::Decline,
                 Some("cancel") => ElicitAction::Cancel,
-                _ => return Err(bad("an elicitation result (action accept, decline or cancel)")),
+                _ => {
+                    return Err(bad(
+                        "an elicitation result (action accept, decline or cancel)",
+                    ));
+                }
             };
             Ok(InputResponse::Elicit(action))
         }
@@ -428,13 +432,20 @@ mod tests {
     fn questions_encode_and_answers_decode() {
         let elicit = InputRequest::Elicit(ElicitRequest {
             message: "Who?".into(),
-            requested_schema: r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#.into(),
+            requested_schema:
+                r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#
+                    .into(),
         });
         let (method, params) = encode(&elicit).unwrap();
         assert_eq!(method, "elicitation/create");
         assert_eq!(params["requestedSchema"]["required"][0], "name");
-        let accepted = decode(&elicit, json!({"action": "accept", "content": {"name": "Ada"}}));
-        assert!(matches!(accepted, Ok(InputResponse::Elicit(ElicitAction::Accept(c))) if c.contains("Ada")));
+        let accepted = decode(
+            &elicit,
+            json!({"action": "accept", "content": {"name": "Ada"}}),
+        );
+        assert!(
+            matches!(accepted, Ok(InputResponse::Elicit(ElicitAction::Accept(c))) if c.contains("Ada"))
+        );
         let wrong = decode(&elicit, json!({"action": "accept", "content": {"name": 5}}));
         assert!(matches!(wrong, Err(ClientError::Failed(m)) if m.contains("does not match")));
         assert!(matches!(

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rmcp::ErrorData;
-use rmcp::model::{InputRequest as McpInputRequest, InputRequests, InputRequiredResult, InputResponses};
+use rmcp::model::{
+    InputRequest as McpInputRequest, InputRequests, InputRequiredResult, InputResponses,
+};
 use rmcp::model::{RequestStateCodec, SealOptions};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -81,7 +83,11 @@ impl RoundStates {
         )
     }
 
-    fn open(&self, scope: &RoundScope<'_>, state: &str) -> Result<BTreeMap<String, Value>, ErrorData> {
+    fn open(
+        &self,
+        scope: &RoundScope<'_>,
+        state: &str,
+    ) -> Result<BTreeMap<String, Value>, ErrorData> {
         let payload = self
             .codec
             .open_with(state, &scope.associated_data())

@@ -21,15 +21,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities,
-    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
-    Implementation, InitializeRequestParams, InitializeResult, InputResponses,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, SetLevelRequestMethod, SetLevelRequestParams, SubscribeRequestMethod,
-    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestMethod,
-    UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, InputResponses, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+    SetLevelRequestMethod, SetLevelRequestParams, SubscribeRequestMethod, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestMethod, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
@@ -40,10 +39,10 @@ use tokio::sync::broadcast;
 
 use super::client_link::{Declared, PeerLink, RoundLink};
 use super::dispatch::{Dispatch, serve_on_own_thread};
+use super::logging;
 use super::mrtr::{self, Round, RoundScope, RoundStates};
 use super::paging::{self, LIST_TTL_MS};
 use super::subscriptions::{self, Subscriptions};
-use super::logging;
 use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, unix_ms};
 use crate::capability::client::{ClientLink, feature_name};
 use crate::capability::log::client_channel;
@@ -259,7 +258,9 @@ impl McpServer {
         };
         let client_log = level.map(|least| {
             let (sink, records) = client_channel(least);
-            forwarders.0.push(logging::forward(records, context.peer.clone()));
+            forwarders
+                .0
+                .push(logging::forward(records, context.peer.clone()));
             sink
         });
         let (client_link, rounds): (Arc<dyn ClientLink>, _) = if modern {
@@ -553,8 +554,11 @@ impl ServerHandler for McpServer {
         let edge = self.edge_caller(&context)?;
         let version = self.service.plugins().registry().version();
         let cursor = request.and_then(|r| r.cursor);
-        let (page, next) =
-            paging::page(resources::templates(&self.service), cursor.as_deref(), version)?;
+        let (page, next) = paging::page(
+            resources::templates(&self.service),
+            cursor.as_deref(),
+            version,
+        )?;
         let mut result = ListResourceTemplatesResult::with_all_items(page);
         result.next_cursor = next;
         let method = "resources/templates/list";
@@ -596,8 +600,7 @@ impl ServerHandler for McpServer {
                 let service = self.service.clone();
                 let cancel = context.ct.clone();
                 let target = uri.clone();
-                let call =
-                    async move { resources::read(&service, &target, meta, &cancel).await };
+                let call = async move { resources::read(&service, &target, meta, &cancel).await };
                 self.run_call(call, forwarders, rounds, &scope).await
             }
         };
@@ -606,8 +609,14 @@ impl ServerHandler for McpServer {
             Ok(Round::InputRequired(_)) => "input_required",
             _ => "error",
         };
-        self.audit_simple(edge.as_ref(), "resources/read", Some(&uri), outcome, started)
-            .await;
+        self.audit_simple(
+            edge.as_ref(),
+            "resources/read",
+            Some(&uri),
+            outcome,
+            started,
+        )
+        .await;
         match read? {
             Round::InputRequired(input) => Ok(input.into()),
             Round::Done(Ok(result)) => {
@@ -622,9 +631,10 @@ impl ServerHandler for McpServer {
                 e.to_string(),
                 Some(json!({ "uri": uri })),
             )),
-            Round::Done(Err(e @ ResourceError::Denied { .. })) => {
-                Err(ErrorData::invalid_request(e.to_string(), Some(json!({ "uri": uri }))))
-            }
+            Round::Done(Err(e @ ResourceError::Denied { .. })) => Err(ErrorData::invalid_request(
+                e.to_string(),
+                Some(json!({ "uri": uri })),
+            )),
             Round::Done(Err(e)) => Err(ErrorData::internal_error(
                 e.to_string(),
                 Some(json!({ "uri": uri })),
@@ -644,7 +654,10 @@ impl ServerHandler for McpServer {
         self.edge_caller(&context)?;
         if !resources::exists(&self.service, &request.uri) {
             return Err(ErrorData::resource_not_found(
-                format!("no resource `{}` to subscribe to", text::truncate(&request.uri, 256)),
+                format!(
+                    "no resource `{}` to subscribe to",
+                    text::truncate(&request.uri, 256)
+                ),
                 Some(json!({ "uri": request.uri })),
             ));
         }
@@ -713,8 +726,7 @@ impl ServerHandler for McpServer {
         let cancel = context.ct.clone();
         let target = name.clone();
         let arguments = request.arguments;
-        let call =
-            async move { prompts::get(&service, &target, arguments, meta, &cancel).await };
+        let call = async move { prompts::get(&service, &target, arguments, meta, &cancel).await };
         let got = self.run_call(call, forwarders, rounds, &scope).await;
         let outcome = match &got {
             Ok(Round::Done(Ok(_))) => "ok",
@@ -726,9 +738,9 @@ impl ServerHandler for McpServer {
         match got? {
             Round::InputRequired(input) => Ok(input.into()),
             Round::Done(Ok(result)) => Ok(result.into()),
-            Round::Done(Err(
-                e @ (PromptError::NotFound(_) | PromptError::InvalidArguments(_)),
-            )) => Err(ErrorData::invalid_params(e.to_string(), None)),
+            Round::Done(Err(e @ (PromptError::NotFound(_) | PromptError::InvalidArguments(_)))) => {
+                Err(ErrorData::invalid_params(e.to_string(), None))
+            }
             Round::Done(Err(e @ PromptError::Denied(_))) => {
                 Err(ErrorData::invalid_request(e.to_string(), None))
             }
@@ -839,8 +851,8 @@ impl ServerHandler for McpServer {
                 .await;
             if stateless(&context) {
                 let mut error = ErrorData::missing_required_client_capability(required(&missing));
-                error.message = format!("Missing required client capability: {}", names.join(", "))
-                    .into();
+                error.message =
+                    format!("Missing required client capability: {}", names.join(", ")).into();
                 return Err(error);
             }
             return Ok(result::error_result(message).into());

@@ -430,8 +430,13 @@ impl Loader {
                 )));
             }
         }
-        let offers = Offers::check(&namespace, catalog.resources, catalog.templates, catalog.prompts)
-            .map_err(LoadError::Tool)?;
+        let offers = Offers::check(
+            &namespace,
+            catalog.resources,
+            catalog.templates,
+            catalog.prompts,
+        )
+        .map_err(LoadError::Tool)?;
         Ok(LoadedPlugin {
             manifest,
             source,
@@ -664,7 +669,10 @@ fn check_interfaces(
         // Types, the operator's configuration, the caller's identity and
         // resource announcements are there for every plugin; the client
         // interface checks each question's capability when it is asked.
-        if matches!(interface, "types" | "config" | "caller" | "notify" | "client") {
+        if matches!(
+            interface,
+            "types" | "config" | "caller" | "notify" | "client"
+        ) {
             continue;
         }
         let Some(needed) = Capability::of_interface(interface) else {

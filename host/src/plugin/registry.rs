@@ -209,7 +209,10 @@ impl Snapshot {
         }
         self.plugins.values().find_map(|plugin| {
             let own = plugin.namespace.plugin_uri(uri)?;
-            let template = plugin.templates.iter().find(|t| t.matches(&own).is_some())?;
+            let template = plugin
+                .templates
+                .iter()
+                .find(|t| t.matches(&own).is_some())?;
             Some(ResourceTarget::Templated {
                 plugin,
                 template,

@@ -249,7 +249,10 @@ impl PluginPrompt {
                 MAX_NAME_BYTES,
             )?;
             if spec.arguments[..i].iter().any(|a| a.name == argument.name) {
-                return Err(format!("{what}: argument `{}` is listed twice", argument.name));
+                return Err(format!(
+                    "{what}: argument `{}` is listed twice",
+                    argument.name
+                ));
             }
             check_optional(
                 &format!("{what}: argument `{}`'s description", argument.name),
@@ -291,9 +294,7 @@ impl UriTemplate {
         while !rest.is_empty() {
             match rest.find('{') {
                 Some(0) => {
-                    let end = rest
-                        .find('}')
-                        .ok_or("an expression `{...` is not closed")?;
+                    let end = rest.find('}').ok_or("an expression `{...` is not closed")?;
                     let expression = &rest[1..end];
                     let (reserved, name) = match expression.strip_prefix('+') {
                         Some(name) => (true, name),
@@ -398,7 +399,10 @@ mod tests {
             assert!(public.starts_with("toolmesh://budget/"), "{public}");
             assert_eq!(ns.plugin_uri(&public).as_deref(), Some(uri), "{public}");
         }
-        assert_eq!(ns.public_uri("budget://budgets"), "toolmesh://budget/budgets");
+        assert_eq!(
+            ns.public_uri("budget://budgets"),
+            "toolmesh://budget/budgets"
+        );
         assert_eq!(
             ns.public_uri("test://static-text"),
             "toolmesh://budget/test://static-text"
@@ -427,7 +431,13 @@ mod tests {
             Some(vec![("path".into(), "a/b/c.txt".into())])
         );
         assert_eq!(r.variables().collect::<Vec<_>>(), ["path"]);
-        for bad in ["{id}://x", "test://{a}{b}", "test://{a", "test://a}", "test://{a-b}"] {
+        for bad in [
+            "{id}://x",
+            "test://{a}{b}",
+            "test://{a",
+            "test://a}",
+            "test://{a-b}",
+        ] {
             assert!(UriTemplate::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,8 +6,8 @@
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
-use super::state::CallState;
 use super::Catalog;
+use super::state::CallState;
 use crate::wit::exports::toolmesh::plugin::{completions, prompts, resources, tools};
 use crate::wit::{
     CallContext, Completion, CompletionRequest, PromptResult, ResourceContents, ResourceError,
@@ -162,7 +162,12 @@ impl Exports {
                     .map(Exported::Prompt)
             }
             Export::Complete { ctx, request } => {
-                let guest = loaded::<completions::Guest>(&self.completions, "completions", store, instance)?;
+                let guest = loaded::<completions::Guest>(
+                    &self.completions,
+                    "completions",
+                    store,
+                    instance,
+                )?;
                 guest
                     .call_complete(store, ctx, request)
                     .await

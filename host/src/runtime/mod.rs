@@ -32,10 +32,10 @@ use crate::wit::{
     ResourceError, ResourceSpec, TemplateSpec, ToolError, ToolOutput, ToolSpec,
 };
 pub use cache::Origin;
-use exports::{Export, Exported, Exports};
-pub use exports::WitVersion;
-pub use size::output_size;
 pub use engine::EPOCH_TICK;
+pub use exports::WitVersion;
+use exports::{Export, Exported, Exports};
+pub use size::output_size;
 pub use state::CallState;
 use state::STDERR_CAPACITY;
 
@@ -408,9 +408,7 @@ impl Runtime {
         cancel: &CancellationToken,
     ) -> (Result<Completion, CallError>, GuestUsage) {
         let export = Export::Complete { ctx, request };
-        let (outcome, usage) = self
-            .run(code, export, cancel, CallInputs::local())
-            .await;
+        let (outcome, usage) = self.run(code, export, cancel, CallInputs::local()).await;
         let checked = outcome.and_then(|exported| match exported {
             Exported::Completion(completion) => {
                 let completion = completion.map_err(CallError::Tool)?;

@@ -97,6 +97,5 @@ pub fn completion(completion: Completion) -> CompletionInfo {
     let cut = values.len() > CompletionInfo::MAX_VALUES;
     values.truncate(CompletionInfo::MAX_VALUES);
     let total = completion.total.or(cut.then_some(u32::MAX));
-    CompletionInfo::with_pagination(values, total, completion.has_more || cut)
-        .unwrap_or_default()
+    CompletionInfo::with_pagination(values, total, completion.has_more || cut).unwrap_or_default()
 }

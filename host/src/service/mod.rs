@@ -11,14 +11,14 @@
 //! - [`result`]: outcomes as MCP results, tools as MCP describes them.
 //! - [`resources`]: the resources the host serves.
 
+pub mod content;
 pub mod core_plugins;
 pub mod gate;
 pub mod mesh_tools;
 pub mod plugins;
+pub mod prompts;
 pub mod provider;
 pub mod resources;
-pub mod content;
-pub mod prompts;
 pub mod result;
 
 use std::sync::Arc;

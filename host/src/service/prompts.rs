@@ -2,9 +2,7 @@
 //! resource template variables): listed from the registry, filled in and
 //! completed by the plugin under its quotas as the caller.
 
-use rmcp::model::{
-    CompletionInfo, GetPromptResult, JsonObject, Prompt, PromptArgument, Reference,
-};
+use rmcp::model::{CompletionInfo, GetPromptResult, JsonObject, Prompt, PromptArgument, Reference};
 use tokio_util::sync::CancellationToken;
 
 use super::{CallMeta, ToolService, content};
@@ -44,7 +42,8 @@ pub fn list(service: &ToolService) -> Vec<Prompt> {
                 .arguments
                 .iter()
                 .map(|a| {
-                    let mut argument = PromptArgument::new(a.name.clone()).with_required(a.required);
+                    let mut argument =
+                        PromptArgument::new(a.name.clone()).with_required(a.required);
                     argument.title = a.title.clone();
                     argument.description = a.description.clone();
                     argument
@@ -73,7 +72,9 @@ pub async fn get(
 ) -> Result<GetPromptResult, PromptError> {
     let snapshot = service.plugins().registry().snapshot();
     let Some((plugin, prompt)) = snapshot.prompt(name) else {
-        return Err(PromptError::NotFound(crate::text::truncate(name, 128).into_owned()));
+        return Err(PromptError::NotFound(
+            crate::text::truncate(name, 128).into_owned(),
+        ));
     };
     let mut given = Vec::new();
     for (key, value) in arguments.unwrap_or_default() {

@@ -186,8 +186,8 @@ async fn read_host_resource(
     let text = if uri == USAGE_URI {
         serde_json::to_string_pretty(&service.usage_report())
     } else {
-        let tool = backing_tool(snapshot, uri)
-            .ok_or_else(|| ResourceError::NotFound(uri.to_owned()))?;
+        let tool =
+            backing_tool(snapshot, uri).ok_or_else(|| ResourceError::NotFound(uri.to_owned()))?;
         let value = service
             .plugins()
             .call_internal(&tool, serde_json::json!({}))

@@ -571,7 +571,10 @@ fn resources(plugin: Plugin) -> Plugin {
     plugin
         .resource(
             Resource::new(BUDGETS_URI, "budgets", |_| {
-                Ok(vec![ResourceContents::json(BUDGETS_URI, &list(Nothing {})?.0)?])
+                Ok(vec![ResourceContents::json(
+                    BUDGETS_URI,
+                    &list(Nothing {})?.0,
+                )?])
             })
             .description("Every budget: limit, allocated, spent, remaining, per period.")
             .mime_type("application/json"),
@@ -587,7 +590,10 @@ fn resources(plugin: Plugin) -> Plugin {
         )
         .resource(
             Resource::new(ALERTS_URI, "alerts", |_| {
-                Ok(vec![ResourceContents::json(ALERTS_URI, &alerts(Nothing {})?.0)?])
+                Ok(vec![ResourceContents::json(
+                    ALERTS_URI,
+                    &alerts(Nothing {})?.0,
+                )?])
             })
             .description("Threshold alerts, oldest first; subscribe to hear of new ones.")
             .mime_type("application/json"),

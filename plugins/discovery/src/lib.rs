@@ -286,7 +286,10 @@ pub fn plugin() -> Plugin {
     Plugin::new()
         .resource(
             Resource::new(AGENTS_URI, "agents", |_| {
-                Ok(vec![ResourceContents::json(AGENTS_URI, &list(Nothing {})?.0)?])
+                Ok(vec![ResourceContents::json(
+                    AGENTS_URI,
+                    &list(Nothing {})?.0,
+                )?])
             })
             .description("The agents registered and alive now; subscribe to hear of changes.")
             .mime_type("application/json"),

@@ -10,8 +10,8 @@ use neural_core::{Activation, Network, Stop, StopFunction, TrainData, TrainingAl
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toolmesh_sdk::{
-    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError, blobs,
-    progress,
+    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError,
+    blobs, progress,
 };
 
 use store::NetEntry;
@@ -591,7 +591,10 @@ fn resources(plugin: Plugin) -> Plugin {
         .resource(
             Resource::new(store::NETWORKS_URI, "networks", |_| {
                 let networks = list(Nothing {})?;
-                Ok(vec![ResourceContents::json(store::NETWORKS_URI, &networks.0)?])
+                Ok(vec![ResourceContents::json(
+                    store::NETWORKS_URI,
+                    &networks.0,
+                )?])
             })
             .description("The stored networks: name, shape, weights hash.")
             .mime_type("application/json"),

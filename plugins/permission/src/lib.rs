@@ -478,8 +478,16 @@ fn offers(plugin: Plugin) -> Plugin {
                 },
             )
             .title("Request access")
-            .argument("resource", "The resource type to access (e.g. `secrets`).", true)
-            .argument("justification", "Why you need it (the policy may ask for detail).", true)
+            .argument(
+                "resource",
+                "The resource type to access (e.g. `secrets`).",
+                true,
+            )
+            .argument(
+                "justification",
+                "Why you need it (the policy may ask for detail).",
+                true,
+            )
             .argument("duration_s", "For how many seconds (default 3600).", false),
         )
 }

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toolmesh_sdk::client::{self, ClientFeature, Elicited, InputRequest, InputResponse};
 use toolmesh_sdk::{
-    Completion, Content, LogLevel, Plugin, Prompt, PromptMessage, Resource, ResourceContents,
-    Role, Template, Tool, ToolError, ToolOutput,
+    Completion, Content, LogLevel, Plugin, Prompt, PromptMessage, Resource, ResourceContents, Role,
+    Template, Tool, ToolError, ToolOutput,
 };
 
 /// No arguments.
@@ -145,7 +145,10 @@ fn text_of(content: &client::SamplingResult) -> String {
 
 fn sampling(args: SamplingArgs) -> Result<ToolOutput, ToolError> {
     let answer = client::create_message("sampling", &client::sampling_request(&args.prompt, 100))?;
-    Ok(ToolOutput::text(format!("LLM response: {}", text_of(&answer))))
+    Ok(ToolOutput::text(format!(
+        "LLM response: {}",
+        text_of(&answer)
+    )))
 }
 
 /// Arguments of `test_elicitation`.
@@ -167,7 +170,10 @@ const USER_SCHEMA: &str = r#"{"type":"object","properties":{"username":{"type":"
 
 fn elicitation(args: ElicitationArgs) -> Result<ToolOutput, ToolError> {
     let answer = client::elicit("user", &args.message, USER_SCHEMA)?;
-    Ok(ToolOutput::text(format!("User response: {}", describe(&answer))))
+    Ok(ToolOutput::text(format!(
+        "User response: {}",
+        describe(&answer)
+    )))
 }
 
 const DEFAULTS_SCHEMA: &str = r#"{"type":"object","properties":{
@@ -184,7 +190,10 @@ fn elicitation_defaults(_: NoArgs) -> Result<ToolOutput, ToolError> {
         "Please review and update the form fields with defaults",
         DEFAULTS_SCHEMA,
     )?;
-    Ok(ToolOutput::text(format!("Elicitation completed: {}", describe(&answer))))
+    Ok(ToolOutput::text(format!(
+        "Elicitation completed: {}",
+        describe(&answer)
+    )))
 }
 
 const ENUMS_SCHEMA: &str = r#"{"type":"object","properties":{
@@ -196,8 +205,15 @@ const ENUMS_SCHEMA: &str = r#"{"type":"object","properties":{
   "required":[]}"#;
 
 fn elicitation_enums(_: NoArgs) -> Result<ToolOutput, ToolError> {
-    let answer = client::elicit("enums", "Please select options from the enum fields", ENUMS_SCHEMA)?;
-    Ok(ToolOutput::text(format!("Elicitation completed: {}", describe(&answer))))
+    let answer = client::elicit(
+        "enums",
+        "Please select options from the enum fields",
+        ENUMS_SCHEMA,
+    )?;
+    Ok(ToolOutput::text(format!(
+        "Elicitation completed: {}",
+        describe(&answer)
+    )))
 }
 
 fn missing_capability(_: NoArgs) -> Result<ToolOutput, ToolError> {
@@ -210,7 +226,9 @@ fn trigger_tool_change(_: NoArgs) -> Result<ToolOutput, ToolError> {
 }
 
 fn schema_of(field: &str, kind: &str) -> String {
-    format!(r#"{{"type":"object","properties":{{"{field}":{{"type":"{kind}"}}}},"required":["{field}"]}}"#)
+    format!(
+        r#"{{"type":"object","properties":{{"{field}":{{"type":"{kind}"}}}},"required":["{field}"]}}"#
+    )
 }
 
 fn field(elicited: &Elicited, name: &str) -> String {
@@ -224,7 +242,11 @@ fn field(elicited: &Elicited, name: &str) -> String {
 }
 
 fn mrtr_elicitation(_: NoArgs) -> Result<ToolOutput, ToolError> {
-    let answer = client::elicit("user_name", "What is your name?", &schema_of("name", "string"))?;
+    let answer = client::elicit(
+        "user_name",
+        "What is your name?",
+        &schema_of("name", "string"),
+    )?;
     Ok(ToolOutput::text(match &answer {
         Elicited::Accept(_) => format!("Hello, {}!", field(&answer, "name")),
         other => format!("No name given ({})", describe(other)),
@@ -234,7 +256,10 @@ fn mrtr_elicitation(_: NoArgs) -> Result<ToolOutput, ToolError> {
 fn mrtr_sampling(_: NoArgs) -> Result<ToolOutput, ToolError> {
     let request = client::sampling_request("What is the capital of France?", 100);
     let answer = client::create_message("capital_question", &request)?;
-    Ok(ToolOutput::text(format!("Sampling result: {}", text_of(&answer))))
+    Ok(ToolOutput::text(format!(
+        "Sampling result: {}",
+        text_of(&answer)
+    )))
 }
 
 fn mrtr_list_roots(_: NoArgs) -> Result<ToolOutput, ToolError> {
@@ -249,7 +274,10 @@ fn mrtr_request_state(_: NoArgs) -> Result<ToolOutput, ToolError> {
 
 fn mrtr_tampered_state(_: NoArgs) -> Result<ToolOutput, ToolError> {
     let answer = client::elicit("confirm", "Please confirm", &schema_of("ok", "boolean"))?;
-    Ok(ToolOutput::text(format!("Confirmed: {}", describe(&answer))))
+    Ok(ToolOutput::text(format!(
+        "Confirmed: {}",
+        describe(&answer)
+    )))
 }
 
 fn mrtr_multiple_inputs(_: NoArgs) -> Result<ToolOutput, ToolError> {
@@ -276,7 +304,11 @@ fn mrtr_multiple_inputs(_: NoArgs) -> Result<ToolOutput, ToolError> {
 }
 
 fn mrtr_multi_round(_: NoArgs) -> Result<ToolOutput, ToolError> {
-    let name = client::elicit("step1", "Step 1: What is your name?", &schema_of("name", "string"))?;
+    let name = client::elicit(
+        "step1",
+        "Step 1: What is your name?",
+        &schema_of("name", "string"),
+    )?;
     let color = client::elicit(
         "step2",
         "Step 2: What is your favorite color?",
@@ -363,9 +395,15 @@ fn data_template() -> Template {
 
 fn prompts(plugin: Plugin) -> Plugin {
     plugin
-        .prompt(Prompt::new("test_simple_prompt", "A simple prompt without arguments.", |_, _| {
-            Ok(vec![PromptMessage::user("This is a simple prompt for testing.")])
-        }))
+        .prompt(Prompt::new(
+            "test_simple_prompt",
+            "A simple prompt without arguments.",
+            |_, _| {
+                Ok(vec![PromptMessage::user(
+                    "This is a simple prompt for testing.",
+                )])
+            },
+        ))
         .prompt(
             Prompt::new(
                 "test_prompt_with_arguments",
@@ -398,12 +436,16 @@ fn prompts(plugin: Plugin) -> Plugin {
             )
             .argument("resourceUri", "The URI of the resource to embed.", true),
         )
-        .prompt(Prompt::new("test_prompt_with_image", "A prompt with an image.", |_, _| {
-            Ok(vec![
-                PromptMessage::new(Role::User, image()),
-                PromptMessage::user("Please analyze the image above."),
-            ])
-        }))
+        .prompt(Prompt::new(
+            "test_prompt_with_image",
+            "A prompt with an image.",
+            |_, _| {
+                Ok(vec![
+                    PromptMessage::new(Role::User, image()),
+                    PromptMessage::user("Please analyze the image above."),
+                ])
+            },
+        ))
         .prompt(Prompt::new(
             "test_input_required_result_prompt",
             "MRTR: a prompt that asks the user for its context first.",
@@ -430,35 +472,127 @@ fn prompts(plugin: Plugin) -> Plugin {
 /// The plugin's tools, resources and prompts.
 pub fn plugin() -> Plugin {
     let tools: Vec<Tool> = vec![
-        Tool::new("test_simple_text", "Returns a simple text response.", simple_text),
-        Tool::new("test_image_content", "Returns a 1x1 PNG image.", image_content),
-        Tool::new("test_audio_content", "Returns a short WAV clip.", audio_content),
-        Tool::new("test_embedded_resource", "Returns an embedded resource.", embedded_resource),
+        Tool::new(
+            "test_simple_text",
+            "Returns a simple text response.",
+            simple_text,
+        ),
+        Tool::new(
+            "test_image_content",
+            "Returns a 1x1 PNG image.",
+            image_content,
+        ),
+        Tool::new(
+            "test_audio_content",
+            "Returns a short WAV clip.",
+            audio_content,
+        ),
+        Tool::new(
+            "test_embedded_resource",
+            "Returns an embedded resource.",
+            embedded_resource,
+        ),
         Tool::new(
             "test_multiple_content_types",
             "Returns text, an image and an embedded resource.",
             multiple_content_types,
         ),
-        Tool::new("test_error_handling", "Always fails, for testing error results.", error_handling),
-        Tool::new("test_tool_with_progress", "Reports progress three times, then answers.", with_progress),
-        Tool::new("test_tool_with_logging", "Logs three messages, then answers.", tool_with_logging),
-        Tool::new("test_logging_tool", "Logs one message at info, then answers.", logging_tool),
-        Tool::new("test_streaming_elicitation", "Answers without asking the client for input.", streaming_elicitation),
-        Tool::new("test_sampling", "Asks the client's model, and returns its answer.", sampling),
-        Tool::new("test_elicitation", "Asks the user, and returns the answer.", elicitation),
-        Tool::new("test_elicitation_sep1034_defaults", "Asks the user with a form whose fields have defaults.", elicitation_defaults),
-        Tool::new("test_elicitation_sep1330_enums", "Asks the user with enum fields of every kind.", elicitation_enums),
-        Tool::new("test_missing_capability", "Needs the client's sampling capability.", missing_capability)
-            .needs(ClientFeature::Sampling),
-        Tool::new("test_trigger_tool_change", "Tells clients the tool list changed.", trigger_tool_change),
-        Tool::new("test_input_required_result_elicitation", "MRTR: asks the user's name.", mrtr_elicitation),
-        Tool::new("test_input_required_result_sampling", "MRTR: asks the client's model.", mrtr_sampling),
-        Tool::new("test_input_required_result_list_roots", "MRTR: asks the client's roots.", mrtr_list_roots),
-        Tool::new("test_input_required_result_request_state", "MRTR: asks for a confirmation.", mrtr_request_state),
-        Tool::new("test_input_required_result_multiple_inputs", "MRTR: asks three questions at once.", mrtr_multiple_inputs),
-        Tool::new("test_input_required_result_multi_round", "MRTR: asks two questions, one after the other.", mrtr_multi_round),
-        Tool::new("test_input_required_result_tampered_state", "MRTR: asks for a confirmation.", mrtr_tampered_state),
-        Tool::new("test_input_required_result_capabilities", "MRTR: asks only what the client supports.", mrtr_capabilities),
+        Tool::new(
+            "test_error_handling",
+            "Always fails, for testing error results.",
+            error_handling,
+        ),
+        Tool::new(
+            "test_tool_with_progress",
+            "Reports progress three times, then answers.",
+            with_progress,
+        ),
+        Tool::new(
+            "test_tool_with_logging",
+            "Logs three messages, then answers.",
+            tool_with_logging,
+        ),
+        Tool::new(
+            "test_logging_tool",
+            "Logs one message at info, then answers.",
+            logging_tool,
+        ),
+        Tool::new(
+            "test_streaming_elicitation",
+            "Answers without asking the client for input.",
+            streaming_elicitation,
+        ),
+        Tool::new(
+            "test_sampling",
+            "Asks the client's model, and returns its answer.",
+            sampling,
+        ),
+        Tool::new(
+            "test_elicitation",
+            "Asks the user, and returns the answer.",
+            elicitation,
+        ),
+        Tool::new(
+            "test_elicitation_sep1034_defaults",
+            "Asks the user with a form whose fields have defaults.",
+            elicitation_defaults,
+        ),
+        Tool::new(
+            "test_elicitation_sep1330_enums",
+            "Asks the user with enum fields of every kind.",
+            elicitation_enums,
+        ),
+        Tool::new(
+            "test_missing_capability",
+            "Needs the client's sampling capability.",
+            missing_capability,
+        )
+        .needs(ClientFeature::Sampling),
+        Tool::new(
+            "test_trigger_tool_change",
+            "Tells clients the tool list changed.",
+            trigger_tool_change,
+        ),
+        Tool::new(
+            "test_input_required_result_elicitation",
+            "MRTR: asks the user's name.",
+            mrtr_elicitation,
+        ),
+        Tool::new(
+            "test_input_required_result_sampling",
+            "MRTR: asks the client's model.",
+            mrtr_sampling,
+        ),
+        Tool::new(
+            "test_input_required_result_list_roots",
+            "MRTR: asks the client's roots.",
+            mrtr_list_roots,
+        ),
+        Tool::new(
+            "test_input_required_result_request_state",
+            "MRTR: asks for a confirmation.",
+            mrtr_request_state,
+        ),
+        Tool::new(
+            "test_input_required_result_multiple_inputs",
+            "MRTR: asks three questions at once.",
+            mrtr_multiple_inputs,
+        ),
+        Tool::new(
+            "test_input_required_result_multi_round",
+            "MRTR: asks two questions, one after the other.",
+            mrtr_multi_round,
+        ),
+        Tool::new(
+            "test_input_required_result_tampered_state",
+            "MRTR: asks for a confirmation.",
+            mrtr_tampered_state,
+        ),
+        Tool::new(
+            "test_input_required_result_capabilities",
+            "MRTR: asks only what the client supports.",
+            mrtr_capabilities,
+        ),
     ];
     let mut plugin = tools.into_iter().fold(Plugin::new(), Plugin::tool);
     for resource in static_resources() {

@@ -335,14 +335,21 @@ pub fn plugin() -> Plugin {
         }))
         .resource(Resource::new("hostile://big", "big", |_| {
             // 4 MiB: past the untrusted level's 1 MiB output limit.
-            Ok(vec![ResourceContents::text("hostile://big", "x".repeat(4 << 20))])
+            Ok(vec![ResourceContents::text(
+                "hostile://big",
+                "x".repeat(4 << 20),
+            )])
         }))
         .tool(Tool::new(
             "notify_flood",
             "Announces a resource change `count` times, and 1000 distinct URIs.",
             notify_flood,
         ))
-        .tool(Tool::new("ask_forever", "Asks the user, and waits.", ask_forever))
+        .tool(Tool::new(
+            "ask_forever",
+            "Asks the user, and waits.",
+            ask_forever,
+        ))
         .tool(Tool::new(
             "sample_many",
             "Asks the client's model `count` times.",

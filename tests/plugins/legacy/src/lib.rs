@@ -45,7 +45,11 @@ mod component {
             ]
         }
 
-        fn call(_ctx: CallContext, name: String, _arguments: String) -> Result<ToolOutput, ToolError> {
+        fn call(
+            _ctx: CallContext,
+            name: String,
+            _arguments: String,
+        ) -> Result<ToolOutput, ToolError> {
             match name.as_str() {
                 "count" => {
                     let failed = |e: kv::KvError| ToolError::Failed(format!("{e:?}"));
