@@ -2,7 +2,8 @@
 //! (`@modelcontextprotocol/conformance` 0.1.16 for the 2025-11-25
 //! requirements, 0.2.0-alpha.12 for both eras) against `toolmesh serve
 //! --http` with the `conformance` test plugin served unprefixed, and the
-//! MCP Inspector's CLI (2.12) with a bearer key. The Node tools are pinned
+//! MCP Inspector's CLI (2.12) with a bearer key: tools, a plugin's resource
+//! and prompt. The Node tools are pinned
 //! in `tests/npm/*` and installed by `cargo xtask test`, which sets
 //! `TOOLMESH_NPM_DIR`.
 //!
@@ -173,6 +174,32 @@ async fn the_mcp_inspector_lists_and_calls_tools_over_http_with_a_key() {
         String::from_utf8_lossy(&call.stderr)
     );
     assert!(stdout.contains("Hello, Inspector!"), "{stdout}");
+    // A plugin's resource and prompt, as the Inspector lists and reads them.
+    for (args, expected) in [
+        (
+            &["--method", "resources/list"][..],
+            "toolmesh://hello/about",
+        ),
+        (
+            &[
+                "--method",
+                "resources/read",
+                "--uri",
+                "toolmesh://hello/about",
+            ][..],
+            "hello greets people and adds numbers.",
+        ),
+        (&["--method", "prompts/list"][..], "hello__introduce"),
+    ] {
+        let out = tokio::task::block_in_place(|| inspector(args, &url_key));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(expected), "{args:?}: {stdout}");
+    }
     let refused =
         tokio::task::block_in_place(|| inspector(&["--method", "tools/list"], "tm_wrong"));
     assert!(!refused.status.success(), "a wrong key must not list tools");

@@ -1,13 +1,18 @@
 //! `hello`: the smallest useful toolmesh plugin, written with `toolmesh-sdk`.
 //!
 //! - `greet {name}` answers with the text `Hello, <name>!`;
-//! - `add {a, b}` answers with the structured result `{sum}`.
+//! - `add {a, b}` answers with the structured result `{sum}`;
+//! - the resource `hello://about` says what the plugin is;
+//! - the prompt `introduce {name}` asks the model to introduce someone.
 //!
 //! Build: `cargo build --release --target wasm32-wasip2 -p hello`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use toolmesh_sdk::{LogLevel, Plugin, Structured, Tool, ToolError};
+use toolmesh_sdk::{
+    LogLevel, Plugin, Prompt, PromptMessage, Resource, ResourceContents, Structured, Tool,
+    ToolError,
+};
 
 /// Arguments of `greet`.
 #[derive(Deserialize, JsonSchema)]
@@ -49,9 +54,35 @@ fn add(args: AddArgs) -> Result<Structured<Sum>, ToolError> {
     Ok(Structured(Sum { sum }))
 }
 
-/// The plugin's tools.
+/// The plugin's tools, resource and prompt.
 pub fn plugin() -> Plugin {
     Plugin::new()
+        .resource(
+            Resource::new("hello://about", "about", |_| {
+                Ok(vec![
+                    ResourceContents::text(
+                        "hello://about",
+                        "hello greets people and adds numbers.",
+                    )
+                    .with_mime_type("text/plain"),
+                ])
+            })
+            .description("What this plugin is.")
+            .mime_type("text/plain"),
+        )
+        .prompt(
+            Prompt::new(
+                "introduce",
+                "Asks the model to introduce someone.",
+                |_, args| {
+                    let name = args.get::<ToolError>("name")?;
+                    Ok(vec![PromptMessage::user(format!(
+                        "Introduce {name} in one friendly sentence."
+                    ))])
+                },
+            )
+            .argument("name", "Who to introduce.", true),
+        )
         .tool(
             Tool::new("greet", "Greets someone by name.", greet)
                 .title("Greet")

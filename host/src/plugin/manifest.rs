@@ -404,7 +404,9 @@ capabilities = ["log", "log"]
         let err = Manifest::parse(&GOOD.replace("[\"log\", \"log\"]", "[\"env\"]")).unwrap_err();
         assert!(err.contains("`env` does not go in `capabilities`"), "{err}");
         assert!(
-            err.contains("host interfaces: log, kv, blobs, progress)"),
+            err.contains(
+                "host interfaces: log, kv, blobs, progress, elicitation, sampling, roots)"
+            ),
             "{err}"
         );
     }

@@ -170,7 +170,7 @@ fn success_result(tool: &Tool, output: ToolOutput) -> CallToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wit::{Media, ToolHints, ToolSpec};
+    use crate::wit::{ContentBlock as GuestContent, Media, ToolHints, ToolSpec};
 
     fn tool(output_schema: Option<&str>) -> Tool {
         let spec = ToolSpec {
