@@ -245,7 +245,7 @@ fn bench_capabilities(c: &mut Criterion) {
             .resolve(&format!("cap-{name}__noop"))
             .expect("noop");
         let code = plugin.code.clone();
-        // The plugin asks for 7 things (4 imports, 2 directories, 1 variable);
+        // The plugin asks for 9 things (6 imports, 2 directories, 1 variable);
         // each level grants exactly the ones under test.
         let granted = match name {
             "none" => 0,
@@ -253,7 +253,7 @@ fn bench_capabilities(c: &mut Criterion) {
             _ => 1,
         };
         assert_eq!(
-            7 - code.access().refused.len(),
+            9 - code.access().refused.len(),
             granted,
             "{name}: {:?}",
             code.access().refused

@@ -254,7 +254,7 @@ async fn quotas_end_the_call_with_an_error_naming_the_quota() -> anyhow::Result<
     let big = call(&client, "hostile__output", json!({"mib": 2})).await?;
     assert_eq!(
         first_text(&big),
-        "output too large: 2097152 bytes; the `untrusted` level allows 1048576"
+        "output too large: 2097168 bytes; the `untrusted` level allows 1048576"
     );
 
     let after = call(&client, "hello__add", json!({"a": 2, "b": 3})).await?;

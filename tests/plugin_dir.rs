@@ -95,8 +95,8 @@ fn broken_plugin_dir() -> anyhow::Result<TempHost> {
     let wasm = std::fs::read(dir.join("hello.wasm"))?;
     let renamed = replace_all(
         &wasm,
-        b"toolmesh:plugin/tools@0.1.0",
         b"toolmesh:plugin/tools@0.2.0",
+        b"toolmesh:plugin/tools@0.9.0",
     );
     assert_ne!(wasm, renamed);
     std::fs::write(dir.join("hello.wasm"), renamed)?;
@@ -157,7 +157,7 @@ fn plugin_list_reports_each_broken_plugin_and_loads_the_good_one() -> anyhow::Re
         ("not-wasm", "the file is not WebAssembly"),
         (
             "wrong-wit",
-            "built for `toolmesh:plugin/tools@0.2.0`, but this host implements toolmesh:plugin 0.1.0",
+            "built for `toolmesh:plugin/tools@0.9.0`, but this host implements toolmesh:plugin 0.2.0",
         ),
         (
             "no-log-grant",

@@ -320,7 +320,8 @@ async fn the_level_decides_what_is_granted_and_says_what_it_refused() -> anyhow:
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     for expected in [
-        "granted: log, kv, blobs, progress, fs /data = ",
+        "granted: log, kv, blobs, progress, elicitation, fs /data = ",
+        "not granted: capability `sampling`: the `untrusted` level does not allow `sampling`",
         "not granted: fs `/scratch`: the `untrusted` level does not allow `fs-write`",
         "not granted: env `TOOLMESH_TEST_GRANTED`: the `untrusted` level does not allow `env`",
     ] {
