@@ -565,6 +565,8 @@ async fn a_flooding_client_gets_429_and_cannot_starve_another() {
             c.call_tool(params).await
         })
     };
+    // Whichever of the two arrives second is refused: on a loaded machine
+    // the spawned long call may reach the host after a short one.
     let mut refused = None;
     while !long.is_finished() {
         let params = CallToolRequestParams::new("hello__greet")
@@ -576,12 +578,15 @@ async fn a_flooding_client_gets_429_and_cannot_starve_another() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let long = long.await.unwrap().unwrap();
+    if long.is_error == Some(true) {
+        refused = long.content[0].as_text().map(|t| t.text.clone());
+    }
     let refused = refused.expect("no call was refused while one was in flight");
     assert!(
         refused.contains("1 tool calls running (its limit)"),
         "{refused}"
     );
-    assert_ne!(long.await.unwrap().unwrap().is_error, Some(true));
     server.stop().await.unwrap();
 }
 

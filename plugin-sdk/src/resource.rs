@@ -108,11 +108,11 @@ impl From<ToolError> for ResourceError {
 pub struct Values(pub(crate) Vec<(String, String)>);
 
 impl Values {
-    /// The value of `name`; a not-found or invalid-arguments error naming it
-    /// if there is none.
-    pub fn get<E: From<ToolError>>(&self, name: &str) -> Result<&str, E> {
+    /// The value of `name`; an invalid-arguments error naming it if there is
+    /// none (a not-found error in a resource handler, through `?`).
+    pub fn get(&self, name: &str) -> Result<&str, ToolError> {
         self.optional(name)
-            .ok_or_else(|| ToolError::invalid_arguments(format!("`{name}` is missing")).into())
+            .ok_or_else(|| ToolError::invalid_arguments(format!("`{name}` is missing")))
     }
 
     /// The value of `name`, if given.

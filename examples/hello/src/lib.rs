@@ -75,7 +75,7 @@ pub fn plugin() -> Plugin {
                 "introduce",
                 "Asks the model to introduce someone.",
                 |_, args| {
-                    let name = args.get::<ToolError>("name")?;
+                    let name = args.get("name")?;
                     Ok(vec![PromptMessage::user(format!(
                         "Introduce {name} in one friendly sentence."
                     ))])

@@ -134,7 +134,7 @@ fn relist_on_announcement(stack: &Stack) {
             match reloaded {
                 Ok(()) => tracing::info!(%plugin, "lists changed: listed again"),
                 Err(e) => {
-                    tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}")
+                    tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}");
                 }
             }
         }

@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toolmesh_sdk::{
-    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError, kv,
-    notify,
+    Plugin, Resource, ResourceContents, Structured, Template, Tool, ToolError, kv, notify,
 };
 
 const BUDGETS: &str = "budget/";
@@ -581,7 +580,7 @@ fn resources(plugin: Plugin) -> Plugin {
         )
         .template(
             Template::new(format!("{BUDGETS_URI}/{{id}}"), "budget", |_, uri, vars| {
-                let id = vars.get::<ResourceError>("id")?.to_owned();
+                let id = vars.get("id")?.to_owned();
                 let status = status(IdArgs { id })?;
                 Ok(vec![ResourceContents::json(uri, &status.0)?])
             })

@@ -10,8 +10,7 @@ use neural_core::{Activation, Network, Stop, StopFunction, TrainData, TrainingAl
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toolmesh_sdk::{
-    Plugin, Resource, ResourceContents, ResourceError, Structured, Template, Tool, ToolError,
-    blobs, progress,
+    Plugin, Resource, ResourceContents, Structured, Template, Tool, ToolError, blobs, progress,
 };
 
 use store::NetEntry;
@@ -604,7 +603,7 @@ fn resources(plugin: Plugin) -> Plugin {
                 format!("{}/{{name}}", store::NETWORKS_URI),
                 "network",
                 |_, uri, vars| {
-                    let name = vars.get::<ResourceError>("name")?.to_owned();
+                    let name = vars.get("name")?.to_owned();
                     let description = describe(NameArgs { name })?;
                     Ok(vec![ResourceContents::json(uri, &description.0)?])
                 },

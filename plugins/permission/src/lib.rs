@@ -458,8 +458,8 @@ fn offers(plugin: Plugin) -> Plugin {
                 "request_access",
                 "Ask for a grant to a resource type: fills in the permission request.",
                 |_, args| {
-                    let resource = args.get::<ToolError>("resource")?;
-                    let justification = args.get::<ToolError>("justification")?;
+                    let resource = args.get("resource")?;
+                    let justification = args.get("justification")?;
                     let duration = args.optional("duration_s").unwrap_or("3600");
                     let agent = toolmesh_sdk::caller::get()
                         .agent

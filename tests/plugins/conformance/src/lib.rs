@@ -379,7 +379,7 @@ fn static_resources() -> Vec<Resource> {
 
 fn data_template() -> Template {
     Template::new("test://template/{id}/data", "template", |_, uri, vars| {
-        let id = vars.get::<toolmesh_sdk::ResourceError>("id")?;
+        let id = vars.get("id")?;
         let body = serde_json::json!({
             "id": id,
             "templateTest": true,
@@ -411,8 +411,8 @@ fn prompts(plugin: Plugin) -> Plugin {
                 |_, args| {
                     Ok(vec![PromptMessage::user(format!(
                         "Prompt with arguments: arg1='{}', arg2='{}'",
-                        args.get::<ToolError>("arg1")?,
-                        args.get::<ToolError>("arg2")?
+                        args.get("arg1")?,
+                        args.get("arg2")?
                     ))])
                 },
             )
@@ -424,7 +424,7 @@ fn prompts(plugin: Plugin) -> Plugin {
                 "test_prompt_with_embedded_resource",
                 "A prompt that embeds a resource.",
                 |_, args| {
-                    let uri = args.get::<ToolError>("resourceUri")?;
+                    let uri = args.get("resourceUri")?;
                     Ok(vec![
                         PromptMessage::new(
                             Role::User,
