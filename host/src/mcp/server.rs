@@ -36,6 +36,7 @@ use rmcp::service::{
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::client_link::{Declared, PeerLink, RoundLink};
 use super::dispatch::{Dispatch, serve_on_own_thread};
@@ -72,6 +73,10 @@ pub struct McpServer {
     log_level: Arc<Mutex<Option<Option<LogLevel>>>>,
     /// The session's resource subscriptions (2025-11-25).
     subscriptions: Subscriptions,
+    /// Cancelled when the last clone of this server (the session) is gone:
+    /// the session's notification tasks end with it.
+    session_over: CancellationToken,
+    _session_guard: Arc<tokio_util::sync::DropGuard>,
 }
 
 /// The key input-required states are sealed with, made once per process.
@@ -148,6 +153,7 @@ const AUDIT_RESOURCE_RECORDS: usize = 1000;
 impl McpServer {
     /// A server for `service`'s tools.
     pub fn new(service: ToolService) -> Self {
+        let session_over = CancellationToken::new();
         Self {
             service,
             dispatch: Dispatch::default(),
@@ -155,6 +161,8 @@ impl McpServer {
             owner: Arc::default(),
             log_level: Arc::default(),
             subscriptions: Subscriptions::default(),
+            _session_guard: Arc::new(session_over.clone().drop_guard()),
+            session_over,
         }
     }
 
@@ -424,12 +432,19 @@ impl ServerHandler for McpServer {
                 self.service.plugins().registry().clone(),
                 self.subscriptions.clone(),
                 peer.clone(),
+                self.session_over.clone(),
             );
         }
+        let session_over = self.session_over.clone();
         tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                if peer.notify_tool_list_changed().await.is_err() {
-                    break;
+            loop {
+                tokio::select! {
+                    _ = session_over.cancelled() => return,
+                    changed = changes.changed() => {
+                        if changed.is_err() || peer.notify_tool_list_changed().await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         });

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::{Peer, RoleServer};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::capability::notify::ResourceUpdate;
 use crate::plugin::Registry;
@@ -63,16 +64,21 @@ pub fn public_uri(registry: &Registry, update: &ResourceUpdate) -> Option<String
 }
 
 /// Tells `peer` of each update to a URI in `subscriptions`, until the peer
-/// is gone.
+/// is gone or `session_over` fires.
 pub fn forward(
     mut updates: broadcast::Receiver<ResourceUpdate>,
     registry: Arc<Registry>,
     subscriptions: Subscriptions,
     peer: Peer<RoleServer>,
+    session_over: CancellationToken,
 ) {
     tokio::spawn(async move {
         loop {
-            let update = match updates.recv().await {
+            let received = tokio::select! {
+                _ = session_over.cancelled() => return,
+                received = updates.recv() => received,
+            };
+            let update = match received {
                 Ok(update) => update,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "resource updates missed by a slow session");
