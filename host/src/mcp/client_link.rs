@@ -42,20 +42,21 @@ pub struct Declared {
 }
 
 impl Declared {
-    /// What `capabilities` declare (nothing, if there are none).
+    /// What `capabilities` declare (nothing, if there are none). A bare
+    /// `elicitation: {}` means form mode; `{url: {}}` alone does not.
+    #[allow(deprecated)] // sampling and roots: legacy in rmcp, declared by 2025-11-25 clients
     pub fn of(capabilities: Option<&ClientCapabilities>) -> Self {
-        let value = capabilities
-            .and_then(|c| serde_json::to_value(c).ok())
-            .unwrap_or(Value::Null);
-        let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
-        // A bare `elicitation: {}` means form mode; `{url: {}}` alone does not.
-        let elicitation = value
-            .get("elicitation")
-            .is_some_and(|e| e.is_object() && (e.get("form").is_some() || e.get("url").is_none()));
+        let Some(c) = capabilities else {
+            return Self::default();
+        };
+        let elicitation = c
+            .elicitation
+            .as_ref()
+            .is_some_and(|e| e.form.is_some() || e.url.is_none());
         Self {
             elicitation,
-            sampling: has("sampling"),
-            roots: has("roots"),
+            sampling: c.sampling.is_some(),
+            roots: c.roots.is_some(),
         }
     }
 
