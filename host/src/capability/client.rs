@@ -71,6 +71,10 @@ pub struct ClientCtx {
 /// Longest question key.
 const MAX_KEY_BYTES: usize = 128;
 
+/// Most questions one `ask` may hold (the host checks each against the
+/// others; a level allows far fewer anyway).
+pub const MAX_QUESTIONS_PER_ASK: usize = 64;
+
 impl ClientCtx {
     /// `Ok` if this call may ask `request` now (and counts it), else why not.
     fn admit(&mut self, key: &str, request: &InputRequest) -> Result<(), ClientError> {
@@ -115,6 +119,16 @@ impl ClientCtx {
         &mut self,
         requests: Vec<(String, InputRequest)>,
     ) -> Vec<Result<InputResponse, ClientError>> {
+        if requests.len() > MAX_QUESTIONS_PER_ASK {
+            let refused = format!(
+                "{} questions in one ask; at most {MAX_QUESTIONS_PER_ASK} are allowed",
+                requests.len()
+            );
+            return requests
+                .iter()
+                .map(|_| Err(ClientError::Denied(refused.clone())))
+                .collect();
+        }
         let mut answers: Vec<Option<Result<InputResponse, ClientError>>> =
             Vec::with_capacity(requests.len());
         let mut asked: Vec<(String, InputRequest)> = Vec::new();

@@ -27,7 +27,8 @@ use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::capability::client::{ClientLink, feature_name, feature_of};
+use crate::capability::client::ClientLink;
+use crate::service::content::b64;
 use crate::wit::toolmesh::plugin::client::{
     ClientError, ElicitAction, InputRequest, InputResponse, Root, SamplingResult,
 };
@@ -128,10 +129,6 @@ fn role_name(role: Role) -> &'static str {
         Role::User => "user",
         Role::Assistant => "assistant",
     }
-}
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn sampling_content(block: &ContentBlock) -> Result<Value, ClientError> {
@@ -263,14 +260,6 @@ fn check_against(schema: &str, content: &Value) -> Result<(), ClientError> {
     }
 }
 
-/// A question the client did not declare the feature for.
-fn undeclared(feature: ClientFeature) -> ClientError {
-    ClientError::Unsupported(format!(
-        "the client did not declare the `{}` capability",
-        feature_name(feature)
-    ))
-}
-
 /// The 2025-11-25 wire: questions are requests on the session.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
@@ -311,17 +300,13 @@ impl ClientLink for PeerLink {
         &self,
         requests: Vec<(String, InputRequest)>,
     ) -> BoxFuture<'static, Vec<Result<InputResponse, ClientError>>> {
+        // The client capability checked each question (its feature is
+        // declared) before it got here.
         let peer = self.peer.clone();
-        let declared = self.declared;
         async move {
             let mut answers = Vec::with_capacity(requests.len());
             for (_, request) in requests {
-                let feature = feature_of(&request);
-                answers.push(if declared.has(feature) {
-                    Self::ask_one(peer.clone(), request).await
-                } else {
-                    Err(undeclared(feature))
-                });
+                answers.push(Self::ask_one(peer.clone(), request).await);
             }
             answers
         }
@@ -390,12 +375,9 @@ impl ClientLink for RoundLink {
     ) -> BoxFuture<'static, Vec<Result<InputResponse, ClientError>>> {
         let mut answers = Vec::with_capacity(requests.len());
         let mut unanswered = Vec::new();
+        // The client capability checked each question (its feature is
+        // declared) before it got here.
         for (key, request) in requests {
-            let feature = feature_of(&request);
-            if !self.declared.has(feature) {
-                answers.push(Err(undeclared(feature)));
-                continue;
-            }
             let Some(value) = self.given.get(&key) else {
                 unanswered.push((key, request));
                 continue;

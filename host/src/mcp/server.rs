@@ -312,6 +312,31 @@ impl McpServer {
         round_states()?.given(scope, input_responses, request_state)
     }
 
+    /// The wiring of a call that may ask its client (`scope` names it): the
+    /// answers the request brought, verified, and the rest of [`Self::wire`].
+    fn wire_call(
+        &self,
+        context: &RequestContext<RoleServer>,
+        edge: Option<&EdgeCaller>,
+        scope: &RoundScope<'_>,
+        input_responses: Option<&InputResponses>,
+        request_state: Option<&str>,
+    ) -> Result<CallWiring, ErrorData> {
+        let given = Self::given(context, scope, input_responses, request_state)?;
+        Ok(self.wire(context, edge, given))
+    }
+
+    /// The page of `items` `request`'s cursor asks for, and the next cursor.
+    fn page<T>(
+        &self,
+        items: Vec<T>,
+        request: Option<PaginatedRequestParams>,
+    ) -> Result<(Vec<T>, Option<String>), ErrorData> {
+        let version = self.service.plugins().registry().version();
+        let cursor = request.and_then(|r| r.cursor);
+        paging::page(items, cursor.as_deref(), version)
+    }
+
     /// Runs `call` to its end, or (2026-07-28) until it stops to ask its
     /// client; then flushes its notifications.
     async fn run_call<T: Send + 'static>(
@@ -346,6 +371,15 @@ impl McpServer {
             self.audit(edge, AuditEntry::new(method, target, outcome, started))
                 .await;
         }
+    }
+}
+
+/// The audit outcome of a call that may have stopped to ask its client.
+fn round_outcome<T, E>(round: &Result<Round<Result<T, E>>, ErrorData>) -> &'static str {
+    match round {
+        Ok(Round::Done(Ok(_))) => "ok",
+        Ok(Round::InputRequired(_)) => "input_required",
+        _ => "error",
     }
 }
 
@@ -411,9 +445,7 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let version = self.service.plugins().registry().version();
-        let cursor = request.and_then(|r| r.cursor);
-        let (tools, next) = paging::page(self.service.list(), cursor.as_deref(), version)?;
+        let (tools, next) = self.page(self.service.list(), request)?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         self.audit_simple(edge.as_ref(), "tools/list", None, "ok", started)
@@ -550,9 +582,7 @@ impl ServerHandler for McpServer {
         {
             list.push(audit_resource());
         }
-        let version = self.service.plugins().registry().version();
-        let cursor = request.and_then(|r| r.cursor);
-        let (page, next) = paging::page(list, cursor.as_deref(), version)?;
+        let (page, next) = self.page(list, request)?;
         let mut result = ListResourcesResult::with_all_items(page);
         result.next_cursor = next;
         self.audit_simple(edge.as_ref(), "resources/list", None, "ok", started)
@@ -567,13 +597,7 @@ impl ServerHandler for McpServer {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let version = self.service.plugins().registry().version();
-        let cursor = request.and_then(|r| r.cursor);
-        let (page, next) = paging::page(
-            resources::templates(&self.service),
-            cursor.as_deref(),
-            version,
-        )?;
+        let (page, next) = self.page(resources::templates(&self.service), request)?;
         let mut result = ListResourceTemplatesResult::with_all_items(page);
         result.next_cursor = next;
         let method = "resources/templates/list";
@@ -600,18 +624,18 @@ impl ServerHandler for McpServer {
                     method: "resources/read",
                     target: &uri,
                 };
-                let given = Self::given(
-                    &context,
-                    &scope,
-                    request.input_responses.as_ref(),
-                    request.request_state.as_deref(),
-                )?;
                 let CallWiring {
                     meta,
                     forwarders,
                     rounds,
                     ..
-                } = self.wire(&context, edge.as_ref(), given);
+                } = self.wire_call(
+                    &context,
+                    edge.as_ref(),
+                    &scope,
+                    request.input_responses.as_ref(),
+                    request.request_state.as_deref(),
+                )?;
                 let service = self.service.clone();
                 let cancel = context.ct.clone();
                 let target = uri.clone();
@@ -619,11 +643,7 @@ impl ServerHandler for McpServer {
                 self.run_call(call, forwarders, rounds, &scope).await
             }
         };
-        let outcome = match &read {
-            Ok(Round::Done(Ok(_))) => "ok",
-            Ok(Round::InputRequired(_)) => "input_required",
-            _ => "error",
-        };
+        let outcome = round_outcome(&read);
         self.audit_simple(
             edge.as_ref(),
             "resources/read",
@@ -702,9 +722,7 @@ impl ServerHandler for McpServer {
     ) -> Result<ListPromptsResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let version = self.service.plugins().registry().version();
-        let cursor = request.and_then(|r| r.cursor);
-        let (page, next) = paging::page(prompts::list(&self.service), cursor.as_deref(), version)?;
+        let (page, next) = self.page(prompts::list(&self.service), request)?;
         let mut result = ListPromptsResult::with_all_items(page);
         result.next_cursor = next;
         self.audit_simple(edge.as_ref(), "prompts/list", None, "ok", started)
@@ -725,29 +743,25 @@ impl ServerHandler for McpServer {
             method: "prompts/get",
             target: &name,
         };
-        let given = Self::given(
-            &context,
-            &scope,
-            request.input_responses.as_ref(),
-            request.request_state.as_deref(),
-        )?;
         let CallWiring {
             meta,
             forwarders,
             rounds,
             ..
-        } = self.wire(&context, edge.as_ref(), given);
+        } = self.wire_call(
+            &context,
+            edge.as_ref(),
+            &scope,
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
         let service = self.service.clone();
         let cancel = context.ct.clone();
         let target = name.clone();
         let arguments = request.arguments;
         let call = async move { prompts::get(&service, &target, arguments, meta, &cancel).await };
         let got = self.run_call(call, forwarders, rounds, &scope).await;
-        let outcome = match &got {
-            Ok(Round::Done(Ok(_))) => "ok",
-            Ok(Round::InputRequired(_)) => "input_required",
-            _ => "error",
-        };
+        let outcome = round_outcome(&got);
         self.audit_simple(edge.as_ref(), "prompts/get", Some(&name), outcome, started)
             .await;
         match got? {
@@ -781,6 +795,7 @@ impl ServerHandler for McpServer {
             &request.argument.name,
             &request.argument.value,
             context_arguments,
+            &context.ct,
         )
         .await;
         let outcome = if completed.is_ok() { "ok" } else { "error" };
@@ -835,18 +850,18 @@ impl ServerHandler for McpServer {
             method: "tools/call",
             target: &name,
         };
-        let given = Self::given(
-            &context,
-            &scope,
-            request.input_responses.as_ref(),
-            request.request_state.as_deref(),
-        )?;
         let CallWiring {
             meta,
             declared,
             forwarders,
             rounds,
-        } = self.wire(&context, edge.as_ref(), given);
+        } = self.wire_call(
+            &context,
+            edge.as_ref(),
+            &scope,
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
         // A tool that needs a client feature the client lacks is refused
         // before it runs.
         let missing: Vec<_> = self

@@ -48,6 +48,8 @@ pub enum ResourceTarget<'a> {
         template: &'a PluginTemplate,
         /// The URI as the plugin names it.
         uri: String,
+        /// The values of the template's variables in it.
+        variables: Vec<(String, String)>,
     },
 }
 
@@ -209,14 +211,15 @@ impl Snapshot {
         }
         self.plugins.values().find_map(|plugin| {
             let own = plugin.namespace.plugin_uri(uri)?;
-            let template = plugin
+            let (template, variables) = plugin
                 .templates
                 .iter()
-                .find(|t| t.matches(&own).is_some())?;
+                .find_map(|t| Some((t, t.matches(&own)?)))?;
             Some(ResourceTarget::Templated {
                 plugin,
                 template,
                 uri: own,
+                variables,
             })
         })
     }

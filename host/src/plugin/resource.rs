@@ -6,7 +6,7 @@
 //! is served as `p__name`. A plugin served without its prefix keeps its
 //! URIs and names as they are.
 
-use crate::wit::{PromptSpec, ResourceSpec, TemplateSpec};
+use crate::wit::{Annotations, PromptSpec, ResourceSpec, TemplateSpec};
 
 use super::tool::{MAX_QUALIFIED_NAME, NAMESPACE_SEPARATOR};
 
@@ -134,6 +134,40 @@ fn check_uri(what: &str, uri: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What resources and templates say about themselves, checked: `uri` (or
+/// the template) absolute, each text within its bound.
+struct About<'a> {
+    uri: &'a str,
+    name: &'a str,
+    title: &'a Option<String>,
+    description: &'a Option<String>,
+    mime_type: &'a Option<String>,
+    annotations: &'a Option<Annotations>,
+}
+
+impl About<'_> {
+    fn check(&self, what: &str) -> Result<(), String> {
+        check_uri(what, self.uri)?;
+        check_text(&format!("{what}: the name"), self.name, 1, MAX_NAME_BYTES)?;
+        check_optional(&format!("{what}: the title"), self.title, MAX_TITLE_BYTES)?;
+        check_optional(
+            &format!("{what}: the description"),
+            self.description,
+            MAX_DESCRIPTION_BYTES,
+        )?;
+        check_optional(&format!("{what}: the MIME type"), self.mime_type, 256)?;
+        if let Some(a) = self.annotations {
+            check_optional(&format!("{what}: lastModified"), &a.last_modified, 64)?;
+            if a.audience.len() > 2 {
+                return Err(format!(
+                    "{what}: the audience names more than the two roles"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A plugin's fixed resource, checked and namespaced.
 #[derive(Debug, Clone)]
 pub struct PluginResource {
@@ -147,15 +181,15 @@ impl PluginResource {
     /// Checks `spec` and serves it in `namespace`.
     pub fn new(namespace: &Namespace, spec: ResourceSpec) -> Result<Self, String> {
         let what = format!("resource `{}`", crate::text::truncate(&spec.uri, 128));
-        check_uri(&what, &spec.uri)?;
-        check_text(&format!("{what}: the name"), &spec.name, 1, MAX_NAME_BYTES)?;
-        check_optional(&format!("{what}: the title"), &spec.title, MAX_TITLE_BYTES)?;
-        check_optional(
-            &format!("{what}: the description"),
-            &spec.description,
-            MAX_DESCRIPTION_BYTES,
-        )?;
-        check_optional(&format!("{what}: the MIME type"), &spec.mime_type, 256)?;
+        About {
+            uri: &spec.uri,
+            name: &spec.name,
+            title: &spec.title,
+            description: &spec.description,
+            mime_type: &spec.mime_type,
+            annotations: &spec.annotations,
+        }
+        .check(&what)?;
         Ok(Self {
             public_uri: namespace.public_uri(&spec.uri),
             spec,
@@ -180,14 +214,15 @@ impl PluginTemplate {
             "resource template `{}`",
             crate::text::truncate(&spec.uri_template, 128)
         );
-        check_uri(&what, &spec.uri_template)?;
-        check_text(&format!("{what}: the name"), &spec.name, 1, MAX_NAME_BYTES)?;
-        check_optional(&format!("{what}: the title"), &spec.title, MAX_TITLE_BYTES)?;
-        check_optional(
-            &format!("{what}: the description"),
-            &spec.description,
-            MAX_DESCRIPTION_BYTES,
-        )?;
+        About {
+            uri: &spec.uri_template,
+            name: &spec.name,
+            title: &spec.title,
+            description: &spec.description,
+            mime_type: &spec.mime_type,
+            annotations: &spec.annotations,
+        }
+        .check(&what)?;
         let template =
             UriTemplate::parse(&spec.uri_template).map_err(|e| format!("{what}: {e}"))?;
         Ok(Self {
@@ -344,21 +379,36 @@ impl UriTemplate {
         })
     }
 
-    /// The variables' values, if `uri` matches.
+    /// The variables' values, if `uri` matches. A URI longer than any a
+    /// plugin may name matches nothing, and the search for where each
+    /// expression ends gives up after [`MATCH_STEPS`] tries, so a client's
+    /// URI cannot make matching slow.
     pub fn matches(&self, uri: &str) -> Option<Vec<(String, String)>> {
+        if uri.len() > MAX_URI_BYTES {
+            return None;
+        }
         let mut values = Vec::new();
-        match_parts(&self.parts, uri, &mut values).then_some(values)
+        let mut steps = MATCH_STEPS;
+        match_parts(&self.parts, uri, &mut values, &mut steps).then_some(values)
     }
 }
 
-fn match_parts(parts: &[Part], uri: &str, values: &mut Vec<(String, String)>) -> bool {
+/// Most tries one match may take (each a candidate end of an expression).
+const MATCH_STEPS: usize = 16 * 1024;
+
+fn match_parts(
+    parts: &[Part],
+    uri: &str,
+    values: &mut Vec<(String, String)>,
+    steps: &mut usize,
+) -> bool {
     let Some((part, rest)) = parts.split_first() else {
         return uri.is_empty();
     };
     match part {
         Part::Literal(literal) => uri
             .strip_prefix(literal.as_str())
-            .is_some_and(|tail| match_parts(rest, tail, values)),
+            .is_some_and(|tail| match_parts(rest, tail, values, steps)),
         Part::Segment(name) | Part::Reserved(name) => {
             let reserved = matches!(part, Part::Reserved(_));
             let limit = if reserved {
@@ -369,9 +419,13 @@ fn match_parts(parts: &[Part], uri: &str, values: &mut Vec<(String, String)>) ->
             // Expressions are separated by literals: try each end, longest
             // first, that lets the rest match.
             for end in (1..=limit).rev().filter(|&end| uri.is_char_boundary(end)) {
+                if *steps == 0 {
+                    return false;
+                }
+                *steps -= 1;
                 let mark = values.len();
                 values.push((name.clone(), uri[..end].to_owned()));
-                if match_parts(rest, &uri[end..], values) {
+                if match_parts(rest, &uri[end..], values, steps) {
                     return true;
                 }
                 values.truncate(mark);

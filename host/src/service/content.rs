@@ -14,7 +14,8 @@ use crate::wit::{
     ResourceContents as GuestContents,
 };
 
-fn b64(data: &[u8]) -> String {
+/// `data` as standard base64, as MCP carries binary content.
+pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 

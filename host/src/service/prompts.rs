@@ -120,14 +120,15 @@ pub async fn get(
 
 /// Candidate values for argument `argument` (typed so far: `value`) of the
 /// prompt or template `reference` names, given the `context` arguments
-/// already filled in. Empty when the plugin does not complete, or the
-/// reference names nothing.
+/// already filled in; `cancel` stops the plugin. Empty when the plugin does
+/// not complete, or the reference names nothing.
 pub async fn complete(
     service: &ToolService,
     reference: &Reference,
     argument: &str,
     value: &str,
     context: Vec<(String, String)>,
+    cancel: &CancellationToken,
 ) -> Result<CompletionInfo, String> {
     let snapshot = service.plugins().registry().snapshot();
     let (plugin, target) = match reference {
@@ -158,7 +159,7 @@ pub async fn complete(
     };
     let completion = service
         .plugins()
-        .complete(plugin, &request, &CancellationToken::new())
+        .complete(plugin, &request, cancel)
         .await
         .map_err(|e| e.to_string())?;
     Ok(content::completion(completion))

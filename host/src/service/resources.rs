@@ -133,10 +133,8 @@ pub async fn read(
             plugin,
             template,
             uri,
-        }) => {
-            let variables = template.matches(&uri).unwrap_or_default();
-            (plugin, uri, Some(template), variables)
-        }
+            variables,
+        }) => (plugin, uri, Some(template), variables),
         None => return read_host_resource(service, &snapshot, uri).await,
     };
     let target = ReadTarget {
