@@ -38,10 +38,19 @@ pub struct ResourceUpdate {
     pub uri: String,
 }
 
+/// What is announced, paced one key at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Change {
+    /// A resource changed.
+    Resource(ResourceUpdate),
+    /// A plugin's lists changed.
+    Lists(Arc<str>),
+}
+
 #[derive(Default)]
 struct Pace {
-    /// When each URI was last announced, and whether a change waits.
-    last: HashMap<ResourceUpdate, (Instant, bool)>,
+    /// When each change was last announced, and whether another waits.
+    last: HashMap<Change, (Instant, bool)>,
 }
 
 /// Where announcements go: every listener (each MCP session) hears every
@@ -63,14 +72,6 @@ impl Default for ResourceUpdates {
     }
 }
 
-/// The pace key of a plugin's list change (no URI is empty).
-fn lists_key(plugin: &Arc<str>) -> ResourceUpdate {
-    ResourceUpdate {
-        plugin: plugin.clone(),
-        uri: String::new(),
-    }
-}
-
 impl ResourceUpdates {
     /// A receiver of every resource update from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ResourceUpdate> {
@@ -84,12 +85,17 @@ impl ResourceUpdates {
 
     /// Announces that `plugin`'s lists changed (paced like a resource).
     pub fn announce_lists(self: &Arc<Self>, plugin: &Arc<str>) {
-        self.announce(lists_key(plugin));
+        self.pace(Change::Lists(plugin.clone()));
     }
 
     /// Announces `update` now, or at the end of its interval if it was
     /// announced less than [`MIN_INTERVAL`] ago.
     pub fn announce(self: &Arc<Self>, update: ResourceUpdate) {
+        self.pace(Change::Resource(update));
+    }
+
+    /// Sends `update` now, or at the end of its interval.
+    fn pace(self: &Arc<Self>, update: Change) {
         let now = Instant::now();
         let mut pace = match self.pace.lock() {
             Ok(pace) => pace,
@@ -126,7 +132,7 @@ impl ResourceUpdates {
         }
     }
 
-    fn send_due(&self, update: ResourceUpdate) {
+    fn send_due(&self, update: Change) {
         let mut pace = match self.pace.lock() {
             Ok(pace) => pace,
             Err(poisoned) => poisoned.into_inner(),
@@ -136,11 +142,15 @@ impl ResourceUpdates {
         self.send(update);
     }
 
-    fn send(&self, update: ResourceUpdate) {
-        if update.uri.is_empty() {
-            let _ = self.lists.send(update.plugin);
-        } else {
-            let _ = self.tx.send(update);
+    /// Sends `change` to its listeners (none listening is fine).
+    fn send(&self, change: Change) {
+        match change {
+            Change::Resource(update) => {
+                let _ = self.tx.send(update);
+            }
+            Change::Lists(plugin) => {
+                let _ = self.lists.send(plugin);
+            }
         }
     }
 }
