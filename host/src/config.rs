@@ -56,6 +56,9 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Whether to load the plugins bundled with the host binary.
     pub bundled_plugins: bool,
+    /// Whether `serve` watches the plugin directory and loads, replaces
+    /// and removes plugins as they change (hot reload).
+    pub watch_plugins: bool,
     /// How calls run.
     pub runtime: RuntimeConfig,
     /// Security levels: overrides of the built-in levels' quotas, and new
@@ -82,6 +85,7 @@ impl Default for Config {
             plugins_dir: None,
             cache_dir: None,
             bundled_plugins: true,
+            watch_plugins: true,
             runtime: RuntimeConfig::default(),
             levels: BTreeMap::new(),
             plugins: BTreeMap::new(),

@@ -1,10 +1,11 @@
-//! The control socket: how `toolmesh peer …`, `toolmesh plugin fetch` and
-//! `toolmesh publish` reach the host serving from the same data directory.
-//! A transport like MCP stdio: every call goes through the
-//! [`ToolService`], so it is validated and recorded the same way. It serves
-//! the mesh tools only, and its caller is the operator (the socket is the
-//! data directory owner's alone), whom the gate does not ask for grants or
-//! budgets.
+//! The control socket: how `toolmesh plugin enable|disable|pause|resume|reload`,
+//! `toolmesh plugin events`, `toolmesh alerts`, `toolmesh peer …`,
+//! `toolmesh plugin fetch` and `toolmesh publish` reach the host serving
+//! from the same data directory. A transport like MCP stdio: every call
+//! goes through the [`ToolService`], so it is validated and recorded the
+//! same way. It serves the admin and mesh tools only, and its caller is the
+//! operator (the socket is the data directory owner's alone), whom the gate
+//! does not ask for grants or budgets.
 //!
 //! A Unix socket at `<data>/p2p/control.sock`, reachable by the data
 //! directory's owner. A client writes one JSON line, `{"tool": "mesh__…",
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capability::progress;
 use crate::plugin::tool::NAMESPACE_SEPARATOR;
 use crate::service::mesh_tools::NAMESPACE;
-use crate::service::{CallMeta, ToolService, result};
+use crate::service::{CallMeta, ToolService, admin_tools, result};
 
 /// The socket's file name in `<data>/p2p`.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -113,10 +114,13 @@ async fn answer(service: ToolService, stream: UnixStream) {
             return;
         }
     };
-    let served = format!("{NAMESPACE}{NAMESPACE_SEPARATOR}");
-    if !request.tool.starts_with(&served) {
+    let served = [NAMESPACE, admin_tools::NAMESPACE]
+        .map(|namespace| format!("{namespace}{NAMESPACE_SEPARATOR}"));
+    if !served.iter().any(|prefix| request.tool.starts_with(prefix)) {
         let refusal = format!(
-            "the control socket serves the mesh tools (`{served}*`), not `{}`",
+            "the control socket serves the admin and mesh tools (`{}*`, `{}*`), not `{}`",
+            served[0],
+            served[1],
             crate::text::truncate(&request.tool, 128)
         );
         write_line(&mut write, &ControlLine::Error(refusal)).await;
@@ -170,8 +174,8 @@ pub async fn call(
 ) -> anyhow::Result<Value> {
     let stream = UnixStream::connect(path).await.map_err(|e| {
         anyhow::anyhow!(
-            "no running host with the mesh on this data directory ({}: {e}); start one with \
-             `toolmesh serve --p2p`",
+            "no running host on this data directory ({}: {e}); start one with `toolmesh \
+             serve` (with `--p2p` for the mesh commands)",
             path.display()
         )
     })?;

@@ -51,6 +51,50 @@ pub struct Level {
     pub client_requests: u32,
     /// The capabilities a plugin at this level may be granted.
     pub capabilities: BTreeSet<Capability>,
+    /// When its plugins' circuit breaker opens.
+    pub breaker: BreakerPolicy,
+}
+
+/// When a plugin's circuit breaker opens, and for how long (see
+/// [`crate::ops::breaker`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerPolicy {
+    /// Fewest failures in the window that open it.
+    pub failures: u32,
+    /// The window.
+    pub window: Duration,
+    /// Smallest share of failures among the window's calls that opens it (0..=1).
+    pub ratio: f64,
+    /// How long it stays open before a probe.
+    pub cooldown: Duration,
+}
+
+// `ratio` is checked to lie in 0..=1 (never NaN), so equality is total.
+impl Eq for BreakerPolicy {}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            window: Duration::from_secs(30),
+            ratio: 0.5,
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[levels.NAME.breaker]`: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerOverrides {
+    /// Fewest failures in the window that open it.
+    pub failures: Option<u32>,
+    /// The window, in milliseconds.
+    pub window_ms: Option<u64>,
+    /// Smallest share of failures (0..=1).
+    pub ratio: Option<f64>,
+    /// The cool-down, in milliseconds.
+    pub cooldown_ms: Option<u64>,
 }
 
 impl Level {
@@ -89,6 +133,8 @@ pub struct LevelOverrides {
     pub blob_bytes: Option<u64>,
     /// Most questions one call may ask its client.
     pub client_requests: Option<u32>,
+    /// When the level's plugins' circuit breaker opens.
+    pub breaker: Option<BreakerOverrides>,
     /// The capabilities that may be granted (replaces the level's list).
     pub capabilities: Option<Vec<Capability>>,
 }
@@ -108,7 +154,8 @@ pub fn builtin() -> Vec<Level> {
     // the user money and roots name the user's directories: standard and up.
     const BASE: &[Capability] = &[Log, Progress, Kv, Blobs, FsRead, Elicitation];
     // (name, fuel, memory MiB, handles, timeout s, output MiB, kv MiB, blob MiB,
-    //  client requests, more capabilities)
+    //  client requests, more capabilities). Breakers: the less trusted, the sooner
+    // they open and the longer they stay open.
     type Row = (
         &'static str,
         u64,
@@ -162,6 +209,21 @@ pub fn builtin() -> Vec<Level> {
                 blob_bytes: blobs * MIB as u64,
                 client_requests: asks,
                 capabilities: BASE.iter().chain(more).copied().collect(),
+                breaker: match name {
+                    "untrusted" => BreakerPolicy::default(),
+                    "standard" => BreakerPolicy {
+                        failures: 10,
+                        window: Duration::from_secs(60),
+                        ratio: 0.5,
+                        cooldown: Duration::from_secs(15),
+                    },
+                    _ => BreakerPolicy {
+                        failures: 20,
+                        window: Duration::from_secs(60),
+                        ratio: 0.5,
+                        cooldown: Duration::from_secs(10),
+                    },
+                },
             },
         )
         .collect()
@@ -220,6 +282,37 @@ impl Levels {
             if let Some(capabilities) = &o.capabilities {
                 level.capabilities = capabilities.iter().copied().collect();
             }
+            if let Some(b) = &o.breaker {
+                if let Some(n) = b.failures {
+                    level.breaker.failures =
+                        in_range(n.into(), 1, 1_000_000, &key("breaker.failures"))? as u32;
+                }
+                if let Some(ms) = b.window_ms {
+                    level.breaker.window = Duration::from_millis(in_range(
+                        ms,
+                        10,
+                        86_400_000,
+                        &key("breaker.window_ms"),
+                    )?);
+                }
+                if let Some(ms) = b.cooldown_ms {
+                    level.breaker.cooldown = Duration::from_millis(in_range(
+                        ms,
+                        1,
+                        86_400_000,
+                        &key("breaker.cooldown_ms"),
+                    )?);
+                }
+                if let Some(ratio) = b.ratio {
+                    if !(0.0..=1.0).contains(&ratio) {
+                        return Err(format!(
+                            "{} is {ratio}; it must be between 0 and 1",
+                            key("breaker.ratio")
+                        ));
+                    }
+                    level.breaker.ratio = ratio;
+                }
+            }
             if let Some(bytes) = o.max_output_bytes {
                 level.max_output_bytes =
                     in_range(bytes, 1, 1 << 30, &key("max_output_bytes"))? as usize;
@@ -274,6 +367,8 @@ impl Levels {
                 .intersection(&c.capabilities)
                 .copied()
                 .collect(),
+            // The ceiling's breaker: the less trusted one.
+            breaker: c.breaker,
         }))
     }
 

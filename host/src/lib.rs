@@ -20,6 +20,9 @@
 //! - [`runtime`]: the engine, the linker, the compile cache, calls;
 //! - [`plugin`]: manifests, trust, access, the loader, the registry, install;
 //! - [`p2p`]: the mesh that shares plugins and weights between hosts;
+//! - [`ops`]: what the operator steers and watches (lifecycle states,
+//!   breakers, events, the live call feed, alerts; the plugin control and
+//!   the directory watch);
 //! - [`service`]: the tool service, its gate and its providers;
 //! - [`mcp`], [`http`], [`control`]: transports ([`http`] authenticates,
 //!   limits and audits at the edge, then serves [`mcp`]'s handler);
@@ -42,6 +45,7 @@ pub mod http;
 pub mod identity;
 pub mod level;
 pub mod mcp;
+pub mod ops;
 pub mod p2p;
 pub mod plugin;
 pub mod runtime;

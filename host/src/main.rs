@@ -118,6 +118,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The running host's alerts (raised by `[[alerts]]` rules), or
+    /// acknowledge one.
+    Alerts {
+        /// Acknowledge alert ID.
+        #[arg(long, value_name = "ID")]
+        ack: Option<u64>,
+    },
     /// Run one tool locally, without MCP, and print its result as MCP JSON.
     ///
     /// Exit status: 0 on success, 1 when the tool returned an error result,
@@ -168,6 +175,37 @@ enum PluginCommand {
         /// A plugin name, or a blob hash (blake3:…).
         target: String,
     },
+    /// Load a disabled plugin into the running host and serve it.
+    Enable(LifecycleArgs),
+    /// Stop serving a plugin on the running host (its tools are unlisted;
+    /// it stays disabled across restarts).
+    Disable(LifecycleArgs),
+    /// Keep a plugin's tools listed but refuse their calls.
+    Pause(LifecycleArgs),
+    /// Serve a paused plugin's calls again.
+    Resume(LifecycleArgs),
+    /// Load a plugin again from its source (a failing version keeps the
+    /// loaded one serving).
+    Reload(LifecycleArgs),
+    /// The running host's lifecycle events, newest first.
+    Events {
+        /// Only this plugin's.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+/// A lifecycle command's arguments.
+#[derive(clap::Args)]
+struct LifecycleArgs {
+    /// The plugin's name.
+    name: String,
+    /// Why, for the lifecycle record.
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -299,6 +337,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             arguments.insert("target".into(), target.into());
             control(&config, "mesh__fetch", arguments).await
         }
+        Command::Plugin(PluginCommand::Enable(args)) => lifecycle(&config, "enable", args).await,
+        Command::Plugin(PluginCommand::Disable(args)) => lifecycle(&config, "disable", args).await,
+        Command::Plugin(PluginCommand::Pause(args)) => lifecycle(&config, "pause", args).await,
+        Command::Plugin(PluginCommand::Resume(args)) => lifecycle(&config, "resume", args).await,
+        Command::Plugin(PluginCommand::Reload(args)) => lifecycle(&config, "reload", args).await,
+        Command::Plugin(PluginCommand::Events { plugin, limit }) => {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("limit".into(), limit.into());
+            if let Some(plugin) = plugin {
+                arguments.insert("plugin".into(), plugin.into());
+            }
+            control(&config, "admin__events", arguments).await
+        }
+        Command::Alerts { ack } => {
+            let mut arguments = serde_json::Map::new();
+            match ack {
+                Some(id) => {
+                    arguments.insert("id".into(), id.into());
+                    control(&config, "admin__ack_alert", arguments).await
+                }
+                None => control(&config, "admin__alerts", arguments).await,
+            }
+        }
         Command::Peer(PeerCommand::List) => {
             control(&config, "mesh__peers", serde_json::Map::new()).await
         }
@@ -407,6 +468,22 @@ async fn control(
     })
     .await?;
     println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `toolmesh plugin enable|disable|pause|resume|reload NAME`, through the
+/// running host's control socket; prints what happened.
+async fn lifecycle(config: &Config, action: &str, args: LifecycleArgs) -> anyhow::Result<ExitCode> {
+    let socket = config.p2p_dir().join(control::SOCKET_FILE);
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("plugin".into(), args.name.into());
+    arguments.insert("action".into(), action.into());
+    if let Some(reason) = args.reason {
+        arguments.insert("reason".into(), reason.into());
+    }
+    let value = control::call(&socket, "admin__plugin", arguments, |_, _, _| {}).await?;
+    let message = value["message"].as_str().unwrap_or("done");
+    println!("{message}");
     Ok(ExitCode::SUCCESS)
 }
 

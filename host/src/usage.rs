@@ -31,10 +31,15 @@ pub enum Outcome {
     Cancelled,
     /// The host failed, or the plugin broke its output contract.
     HostError,
+    /// Refused: the operator paused the plugin.
+    Paused,
+    /// Refused: the plugin's circuit breaker is open.
+    BreakerOpen,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 8] = [
+    /// Every outcome.
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::InvalidArguments,
         Outcome::Denied,
@@ -43,10 +48,66 @@ impl Outcome {
         Outcome::Trap,
         Outcome::Cancelled,
         Outcome::HostError,
+        Outcome::Paused,
+        Outcome::BreakerOpen,
     ];
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The outcome's name, as usage records and metrics give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::Denied => "denied",
+            Outcome::ToolError => "tool_error",
+            Outcome::Quota => "quota",
+            Outcome::Trap => "trap",
+            Outcome::Cancelled => "cancelled",
+            Outcome::HostError => "host_error",
+            Outcome::Paused => "paused",
+            Outcome::BreakerOpen => "breaker_open",
+        }
+    }
+}
+
+/// Which quota ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKind {
+    /// Fuel per call.
+    Fuel,
+    /// Linear memory.
+    Memory,
+    /// Open handles.
+    Handles,
+    /// The wall-clock deadline.
+    Deadline,
+    /// Output bytes.
+    Output,
+}
+
+impl QuotaKind {
+    /// Every quota.
+    pub const ALL: [QuotaKind; 5] = [
+        QuotaKind::Fuel,
+        QuotaKind::Memory,
+        QuotaKind::Handles,
+        QuotaKind::Deadline,
+        QuotaKind::Output,
+    ];
+
+    /// The quota's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaKind::Fuel => "fuel",
+            QuotaKind::Memory => "memory",
+            QuotaKind::Handles => "handles",
+            QuotaKind::Deadline => "deadline",
+            QuotaKind::Output => "output",
+        }
     }
 }
 
@@ -66,6 +127,8 @@ pub struct CallUsage {
     pub bytes_out: usize,
     /// How it ended.
     pub outcome: Outcome,
+    /// The quota that ended it, if one did.
+    pub quota: Option<QuotaKind>,
 }
 
 fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -86,7 +149,9 @@ struct Aggregate {
     bytes_in: u64,
     bytes_out: u64,
     latency_us: Histogram<u64>,
+    latency_sum_us: u64,
     max_latency_us: u64,
+    quota_hits: [u64; QuotaKind::ALL.len()],
 }
 
 /// A tool's aggregates at one moment.
@@ -109,6 +174,9 @@ pub struct ToolUsageSummary {
     pub bytes_in: u64,
     /// Result bytes of all calls.
     pub bytes_out: u64,
+    /// Calls ended by each quota (only quotas that were hit).
+    #[serde(default)]
+    pub quota_hits: Vec<(QuotaKind, u64)>,
 }
 
 /// Latency percentiles, in microseconds.
@@ -137,7 +205,9 @@ impl Default for ToolUsage {
                 bytes_in: 0,
                 bytes_out: 0,
                 latency_us,
+                latency_sum_us: 0,
                 max_latency_us: 0,
+                quota_hits: [0; QuotaKind::ALL.len()],
             }),
         }
     }
@@ -157,7 +227,46 @@ impl ToolUsage {
         a.bytes_out = a.bytes_out.saturating_add(usage.bytes_out as u64);
         let micros = usage.wall.as_micros().max(1) as u64;
         a.latency_us.saturating_record(micros);
+        a.latency_sum_us = a.latency_sum_us.saturating_add(micros);
         a.max_latency_us = a.max_latency_us.max(micros);
+        if let Some(quota) = usage.quota {
+            a.quota_hits[quota as usize] += 1;
+        }
+    }
+
+    /// The aggregates as counters: calls by outcome, quota hits by quota,
+    /// fuel, the largest memory, and latency as a histogram with upper
+    /// bounds `bounds_us` (cumulative counts) and its sum, in µs.
+    pub fn counters(&self, bounds_us: &[u64]) -> Counters {
+        let a = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let calls: u64 = a.outcomes.iter().sum();
+        let buckets = bounds_us
+            .iter()
+            .map(|&bound| a.latency_us.count_between(1, bound.max(1)))
+            .collect();
+        Counters {
+            outcomes: a.outcomes,
+            quota_hits: a.quota_hits,
+            fuel: a.fuel,
+            peak_memory_bytes: a.peak_memory_bytes,
+            bytes_in: a.bytes_in,
+            bytes_out: a.bytes_out,
+            calls,
+            latency_buckets: buckets,
+            latency_sum_us: a.latency_sum_us,
+        }
+    }
+
+    /// A copy of the latency histogram (µs), for rollups.
+    pub fn latency(&self) -> Histogram<u64> {
+        let a = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        a.latency_us.clone()
     }
 
     /// Calls recorded so far.
@@ -200,8 +309,36 @@ impl ToolUsage {
             peak_memory_bytes: a.peak_memory_bytes,
             bytes_in: a.bytes_in,
             bytes_out: a.bytes_out,
+            quota_hits: QuotaKind::ALL
+                .iter()
+                .map(|&q| (q, a.quota_hits[q as usize]))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
         }
     }
+}
+
+/// A tool's aggregates as monotonic counters (for metrics and rollups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counters {
+    /// Calls by outcome, indexed as [`Outcome::ALL`].
+    pub outcomes: [u64; Outcome::ALL.len()],
+    /// Quota hits, indexed as [`QuotaKind::ALL`].
+    pub quota_hits: [u64; QuotaKind::ALL.len()],
+    /// Fuel of all calls.
+    pub fuel: u64,
+    /// The largest linear memory of any call.
+    pub peak_memory_bytes: usize,
+    /// Argument bytes.
+    pub bytes_in: u64,
+    /// Result bytes.
+    pub bytes_out: u64,
+    /// Calls.
+    pub calls: u64,
+    /// Cumulative counts at each asked-for bound.
+    pub latency_buckets: Vec<u64>,
+    /// Sum of latencies, µs.
+    pub latency_sum_us: u64,
 }
 
 /// The host process, as sysinfo sees it.
@@ -288,6 +425,7 @@ mod tests {
             bytes_in: 10,
             bytes_out: 20,
             outcome,
+            quota: (outcome == Outcome::Quota).then_some(QuotaKind::Fuel),
         }
     }
 
@@ -308,6 +446,10 @@ mod tests {
         assert_eq!(s.fuel_total, 107_000);
         assert_eq!(s.peak_memory_bytes, 7_000);
         assert_eq!((s.bytes_in, s.bytes_out), (1_010, 2_020));
+        assert_eq!(s.quota_hits, vec![(QuotaKind::Fuel, 1)]);
+        let c = tool.counters(&[10, 100, 10_000]);
+        assert_eq!(c.latency_buckets, vec![10, 100, 101]);
+        assert_eq!(c.latency_sum_us, 5_050 + 5_000);
     }
 
     #[test]

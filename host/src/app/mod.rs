@@ -15,6 +15,8 @@ use crate::capability::HostStores;
 use crate::capability::blobs::BlobStore;
 use crate::capability::kv::KvStore;
 use crate::config::Config;
+use crate::ops::Operations;
+use crate::ops::control::PluginControl;
 use crate::plugin::loader::LoadPolicy;
 use crate::plugin::{LoadFailure, Loader, PluginSet, Registry};
 use crate::runtime::Runtime;
@@ -68,6 +70,10 @@ pub struct Stack {
     pub service: ToolService,
     /// Plugins that did not load (already logged).
     pub failures: Vec<LoadFailure>,
+    /// Lifecycle states, breakers, events, the live feed, alerts.
+    pub ops: Arc<Operations>,
+    /// Changes which plugins serve.
+    pub control: Arc<PluginControl>,
 }
 
 impl Stack {
@@ -75,9 +81,11 @@ impl Stack {
     /// `config`. Broken plugins are logged and skipped.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let loader = Self::loader(config, Stores::Open)?;
+        let ops = Arc::new(Operations::open(&config.data_dir()).map_err(anyhow::Error::msg)?);
         let set = PluginSet {
             bundled: config.bundled_plugins,
             dir: Some(config.plugins_dir()).filter(|d| d.exists() || config.plugins_dir.is_some()),
+            disabled: ops.states.disabled().into_iter().collect(),
         };
         let (snapshot, failures) = loader.load_all(&set).await;
         for failure in &failures {
@@ -94,6 +102,12 @@ impl Stack {
             );
         }
         let registry = Arc::new(Registry::new(snapshot));
+        let control = Arc::new(PluginControl::new(
+            loader.clone(),
+            registry.clone(),
+            ops.clone(),
+            set,
+        ));
         let plugins = Arc::new(PluginTools::new(loader.runtime().clone(), registry.clone()));
         let core = CorePlugins::new(
             plugins.clone(),
@@ -102,10 +116,12 @@ impl Stack {
         );
         let gate = Gate::new(config.permissions.clone(), config.metering.clone(), core);
         Ok(Self {
-            service: ToolService::new(plugins, gate),
+            service: ToolService::new(plugins, gate).with_operations(ops.clone()),
             loader,
             registry,
             failures,
+            ops,
+            control,
         })
     }
 

@@ -20,6 +20,10 @@ use crate::mcp::McpServer;
 use crate::p2p::Mesh;
 use crate::p2p::mesh::MeshPaths;
 use crate::service::mesh_tools::MeshTools;
+use crate::ops::{self, control::Action, events::EventKind};
+use crate::plugin::Source;
+use crate::plugin::loader::manifest_name;
+use crate::service::admin_tools::AdminTools;
 use crate::stats;
 
 /// What to serve.
@@ -65,8 +69,37 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         http = ?http.as_ref().map(HttpServer::addr),
         "serving MCP"
     );
+    for plugin in snapshot.plugins() {
+        stack.ops.events.record(
+            &plugin.manifest.name,
+            EventKind::Loaded,
+            Some(format!("from {}", plugin.source)),
+        );
+    }
+    for failure in &stack.failures {
+        let name = match &failure.source {
+            Source::Dir(dir) => manifest_name(dir).unwrap_or_else(|| dir.display().to_string()),
+            Source::Bundled => "(bundled)".to_owned(),
+        };
+        stack
+            .ops
+            .events
+            .record(&name, EventKind::Failed, Some(failure.to_string()));
+    }
     relist_on_announcement(&stack);
-    let mut service = stack.service.clone();
+    // Hot reload: the plugin directory is watched (it exists: checked above, or defaulted).
+    let _watch = if config.watch_plugins {
+        ops::watch::start(stack.control.clone()).unwrap_or_else(|e| {
+            tracing::warn!("hot reload is off: {e}");
+            None
+        })
+    } else {
+        None
+    };
+    let mut service = stack
+        .service
+        .clone()
+        .with_provider(Arc::new(AdminTools::new(stack.control.clone())));
     let snapshot_path = config.data_dir().join(stats::FILE);
     let snapshots = tokio::spawn(stats::keep_written(service.clone(), snapshot_path.clone()));
     if options.p2p || config.p2p.enabled {
@@ -83,11 +116,15 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         )
         .await?;
         service = service.with_provider(Arc::new(MeshTools::new(mesh)));
-        tokio::spawn(control::serve(
-            service.clone(),
-            state_dir.join(control::SOCKET_FILE),
-        ));
     }
+    let socket_dir = config.p2p_dir();
+    if let Err(e) = std::fs::create_dir_all(&socket_dir) {
+        tracing::warn!(dir = %socket_dir.display(), "no control socket: {e}");
+    }
+    tokio::spawn(control::serve(
+        service.clone(),
+        socket_dir.join(control::SOCKET_FILE),
+    ));
     if let Some(http) = &http {
         http.ready(service.clone());
     }
@@ -115,8 +152,7 @@ fn relist_on_announcement(stack: &Stack) {
         return;
     };
     let mut changes = updates.list_changes();
-    let loader = stack.loader.clone();
-    let registry = stack.registry.clone();
+    let control = stack.control.clone();
     tokio::spawn(async move {
         loop {
             let plugin = match changes.recv().await {
@@ -124,15 +160,12 @@ fn relist_on_announcement(stack: &Stack) {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
-            let Some(current) = registry.snapshot().plugin(&plugin).cloned() else {
+            if control.registry().snapshot().plugin(&plugin).is_none() {
                 continue;
-            };
-            let reloaded = match loader.reload(&current).await {
-                Ok(reloaded) => registry.insert(reloaded),
-                Err(e) => Err(e),
-            };
-            match reloaded {
-                Ok(()) => tracing::info!(%plugin, "lists changed: listed again"),
+            }
+            let why = Some("the plugin announced that its lists changed".to_owned());
+            match control.apply(&plugin, Action::Reload, why).await {
+                Ok(_) => tracing::info!(%plugin, "lists changed: listed again"),
                 Err(e) => {
                     tracing::warn!(%plugin, "lists changed, but listing it again failed: {e}");
                 }

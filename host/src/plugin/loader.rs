@@ -192,6 +192,8 @@ pub struct PluginSet {
     /// Load every plugin in this directory. A plugin here replaces a bundled
     /// plugin of the same name.
     pub dir: Option<PathBuf>,
+    /// Plugins not to load (the operator disabled them).
+    pub disabled: BTreeSet<String>,
 }
 
 /// The policy plugins load under, as the operator configured it.
@@ -257,6 +259,9 @@ impl Loader {
             match plugin_dirs(dir) {
                 Ok(dirs) => {
                     for path in dirs {
+                        if manifest_name(&path).is_some_and(|n| set.disabled.contains(&n)) {
+                            continue;
+                        }
                         match self.load_dir(&path).await {
                             Ok(plugin) => dir_plugins.push(plugin),
                             Err(error) => failures.push(LoadFailure {
@@ -274,6 +279,9 @@ impl Loader {
         }
         if set.bundled {
             for bundled in BUNDLED {
+                if bundled_name(bundled).is_some_and(|n| set.disabled.contains(&n)) {
+                    continue;
+                }
                 match self.load_bundled(bundled).await {
                     Ok(plugin)
                         if dir_plugins
@@ -302,19 +310,20 @@ impl Loader {
     /// Loads `plugin` again from where it came from (its lists are read
     /// anew), through the same checks as the first time.
     pub async fn reload(&self, plugin: &LoadedPlugin) -> Result<LoadedPlugin, LoadError> {
-        match &plugin.source {
+        self.load_source(&plugin.manifest.name, &plugin.source)
+            .await
+    }
+
+    /// Loads plugin `name` from `source`.
+    pub async fn load_source(&self, name: &str, source: &Source) -> Result<LoadedPlugin, LoadError> {
+        match source {
             Source::Dir(dir) => self.load_dir(dir).await,
             Source::Bundled => {
                 let bundled = BUNDLED
                     .iter()
-                    .find(|b| {
-                        Manifest::parse(b.manifest).is_ok_and(|m| m.name == plugin.manifest.name)
-                    })
+                    .find(|b| bundled_name(b).as_deref() == Some(name))
                     .ok_or_else(|| {
-                        LoadError::Manifest(format!(
-                            "no bundled plugin `{}` to reload",
-                            plugin.manifest.name
-                        ))
+                        LoadError::Manifest(format!("no bundled plugin `{name}`"))
                     })?;
                 self.load_bundled(bundled).await
             }
@@ -583,7 +592,20 @@ fn read_to_string(path: &Path) -> Result<String, LoadError> {
 /// The plugin directories inside `dir`, sorted by name. Hidden entries (an
 /// install in progress) and plain files are passed over; a directory without
 /// a manifest is kept, so that loading it reports the missing file.
-fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+/// The name in the manifest of the plugin in `dir`, if it has a readable one.
+pub fn manifest_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).ok()?;
+    Manifest::parse(&text).ok().map(|m| m.name)
+}
+
+/// The name of a bundled plugin.
+pub fn bundled_name(bundled: &BundledPlugin) -> Option<String> {
+    Manifest::parse(bundled.manifest).ok().map(|m| m.name)
+}
+
+/// The plugin directories in `dir` (its subdirectories that are not
+/// hidden), sorted.
+pub fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let read_error = |source| LoadError::Read {
         path: dir.to_owned(),
         source,

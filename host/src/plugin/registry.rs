@@ -146,6 +146,16 @@ impl Snapshot {
         if let Some(clash) = self.clash(&plugin) {
             return Err(LoadError::Tool(clash));
         }
+        let mut plugin = plugin;
+        if let Some(old) = self.plugins.get(&plugin.manifest.name) {
+            // A new version's tools keep counting where the old one's left off.
+            for tool in &mut plugin.tools {
+                let before = old.tools.iter().find(|o| o.name == tool.name);
+                if let (Some(before), Some(tool)) = (before, Arc::get_mut(tool)) {
+                    tool.usage = before.usage.clone();
+                }
+            }
+        }
         let mut snapshot = Snapshot {
             plugins: self.plugins.clone(),
             tools: self.tools.clone(),
@@ -154,6 +164,28 @@ impl Snapshot {
         };
         snapshot.add(Arc::new(plugin));
         Ok(snapshot)
+    }
+
+    /// This snapshot without plugin `name`.
+    pub fn without(&self, name: &str) -> Snapshot {
+        let mut snapshot = Snapshot {
+            plugins: self.plugins.clone(),
+            tools: self.tools.clone(),
+            prompts: self.prompts.clone(),
+            resources: self.resources.clone(),
+        };
+        if let Some(old) = snapshot.plugins.remove(name) {
+            for tool in &old.tools {
+                snapshot.tools.remove(&tool.qualified_name);
+            }
+            for prompt in &old.prompts {
+                snapshot.prompts.remove(&prompt.public_name);
+            }
+            for resource in &old.resources {
+                snapshot.resources.remove(&resource.public_uri);
+            }
+        }
+        snapshot
     }
 
     /// The plugin called `name`.
@@ -288,6 +320,19 @@ impl Registry {
         drop(guard);
         self.version.send_modify(|v| *v += 1);
         Ok(())
+    }
+
+    /// Removes plugin `name` in one swap; returns it, if it was loaded.
+    pub fn remove(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = guard.plugin(name).cloned()?;
+        *guard = Arc::new(guard.without(name));
+        drop(guard);
+        self.version.send_modify(|v| *v += 1);
+        Some(old)
     }
 
     /// The current snapshot.

@@ -63,7 +63,7 @@ pub struct Tool {
     /// Client features every call needs (refused up front without them).
     pub needs: Vec<ClientFeature>,
     /// Aggregates of its calls.
-    pub usage: ToolUsage,
+    pub usage: Arc<ToolUsage>,
     input_validator: jsonschema::Validator,
     output_validator: Option<jsonschema::Validator>,
 }
@@ -129,7 +129,7 @@ impl Tool {
             output_schema,
             requires: None,
             needs: spec.needs,
-            usage: ToolUsage::default(),
+            usage: Arc::default(),
             input_validator,
             output_validator,
         })

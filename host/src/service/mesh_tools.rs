@@ -180,7 +180,8 @@ fn hints(read_only: bool) -> ToolHints {
     }
 }
 
-fn spec(name: &str, description: &str, schema: Value, read_only: bool) -> ToolSpec {
+/// A host tool's spec (no title, no output schema, no client needs).
+pub(crate) fn spec(name: &str, description: &str, schema: Value, read_only: bool) -> ToolSpec {
     ToolSpec {
         name: name.into(),
         title: None,

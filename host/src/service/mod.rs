@@ -11,6 +11,7 @@
 //! - [`result`]: outcomes as MCP results, tools as MCP describes them.
 //! - [`resources`]: the resources the host serves.
 
+pub mod admin_tools;
 pub mod content;
 pub mod core_plugins;
 pub mod gate;
@@ -36,7 +37,9 @@ use crate::identity::Caller;
 use crate::plugin::tool::Tool;
 use crate::runtime::GuestUsage;
 use crate::text;
-use crate::usage::{CallUsage, Outcome, ProcessView, UsageReport};
+use crate::ops::Operations;
+use crate::ops::feed::CallEvent;
+use crate::usage::{CallUsage, Outcome, ProcessView, QuotaKind, UsageReport};
 use crate::wit::CallContext;
 use gate::{Gate, Refusal};
 use plugins::PluginTools;
@@ -146,6 +149,7 @@ pub struct ToolService {
     providers: Arc<[Arc<dyn Provider>]>,
     gate: Arc<Gate>,
     process: Option<Arc<ProcessView>>,
+    ops: Arc<Operations>,
 }
 
 impl ToolService {
@@ -156,7 +160,25 @@ impl ToolService {
             plugins,
             gate: Arc::new(gate),
             process: ProcessView::new().map(Arc::new),
+            ops: Arc::new(Operations::in_memory()),
         }
+    }
+
+    /// Admits calls through, and reports them to, `ops` (lifecycle states,
+    /// breakers, the live feed).
+    pub fn with_operations(mut self, ops: Arc<Operations>) -> Self {
+        self.ops = ops;
+        self
+    }
+
+    /// The operations calls report to.
+    pub fn operations(&self) -> &Arc<Operations> {
+        &self.ops
+    }
+
+    /// The host process's resource use now.
+    pub fn process(&self) -> Option<crate::usage::ProcessSummary> {
+        self.process.as_ref().and_then(|p| p.read())
     }
 
     /// Also serves `provider`'s tools (listed after those already served).
@@ -209,32 +231,47 @@ impl ToolService {
         meta: CallMeta,
         cancel: &CancellationToken,
     ) -> Result<CallToolResult, UnknownTool> {
+        self.call_recorded(name, arguments, meta, cancel)
+            .await
+            .map(|(result, _)| result)
+    }
+
+    /// [`ToolService::call`], also returning the call's usage record.
+    pub async fn call_recorded(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        mut meta: CallMeta,
+        cancel: &CancellationToken,
+    ) -> Result<(CallToolResult, CallUsage), UnknownTool> {
         let Some(runnable) = self.resolve(name) else {
             return Err(self.unknown_tool(name));
         };
         let tool = runnable.tool().clone();
         let started = Instant::now();
+        let refuse = |meta: &CallMeta, outcome: Outcome, message: String| {
+            let usage = self.record(&tool, started, Run::refused(outcome), meta);
+            Ok((result::error_result(message), usage))
+        };
+        // A paused plugin, or one whose breaker is open, is refused at once.
+        let admission = match self.ops.admit(&tool.namespace) {
+            Ok(admission) => admission,
+            Err(held) => return refuse(&meta, held.outcome(), held.message().to_owned()),
+        };
         let arguments = Value::Object(arguments.unwrap_or_default());
         if let Err(problems) = tool.validate_arguments(&arguments) {
-            record(
-                &tool,
-                started,
-                0,
-                GuestUsage::default(),
-                0,
-                Outcome::InvalidArguments,
-            );
-            return Ok(result::error_result(format!(
+            self.ops.finish(admission, Outcome::InvalidArguments);
+            let message = format!(
                 "invalid arguments for `{}`: {problems}",
                 tool.qualified_name
-            )));
+            );
+            return refuse(&meta, Outcome::InvalidArguments, message);
         }
-        let mut meta = meta;
         let caller = match meta.settle_caller() {
             Ok(caller) => caller,
             Err(refusal) => {
-                record(&tool, started, 0, GuestUsage::default(), 0, Outcome::Denied);
-                return Ok(result::error_result(refusal));
+                self.ops.finish(admission, Outcome::Denied);
+                return refuse(&meta, Outcome::Denied, refusal);
             }
         };
         let charge = match self.gate.admit(&tool, &meta).await {
@@ -250,29 +287,68 @@ impl ToolService {
                         )
                     }
                 };
-                record(&tool, started, 0, GuestUsage::default(), 0, outcome);
-                return Ok(result::error_result(message));
+                // The gate's failure is not the plugin's: it does not count against it.
+                self.ops.finish(admission, Outcome::Denied);
+                return refuse(&meta, outcome, message);
             }
         };
         let call = ProviderCall {
             arguments: arguments.to_string(),
             context: CallContext {
-                request_id: meta.request_id,
-                client: meta.client,
+                request_id: std::mem::take(&mut meta.request_id),
+                client: meta.client.clone(),
             },
             inputs: CallInputs {
-                progress: meta.progress,
+                progress: meta.progress.take(),
                 caller,
-                client: meta.client_link,
-                client_log: meta.client_log,
+                client: meta.client_link.take(),
+                client_log: meta.client_log.take(),
             },
             cancel: cancel.clone(),
         };
-        let (result, usage) = run_recorded(runnable, call, started).await;
+        let bytes_in = call.arguments.len();
+        let ran = runnable.run(call).await;
+        let guest = ran.usage;
+        let mapped = result::map(&tool, ran.outcome);
+        self.ops.finish(admission, mapped.outcome);
         if let Some(charge) = charge {
-            self.gate.settle(charge, usage.fuel).await;
+            self.gate.settle(charge, guest.fuel).await;
         }
-        Ok(result)
+        let run = Run {
+            bytes_in,
+            guest,
+            bytes_out: mapped.bytes_out,
+            outcome: mapped.outcome,
+            quota: mapped.quota,
+        };
+        let usage = self.record(&tool, started, run, &meta);
+        Ok((mapped.result, usage))
+    }
+
+    /// Records a call's usage in its tool's aggregates, the debug log and
+    /// the live feed.
+    fn record(&self, tool: &Tool, started: Instant, run: Run, meta: &CallMeta) -> CallUsage {
+        let usage = record(tool, started, run);
+        let client = meta
+            .caller
+            .as_ref()
+            .and_then(|c| c.client.clone())
+            .or_else(|| meta.client.clone());
+        self.ops.feed.push(CallEvent {
+            seq: 0,
+            time_ms: 0,
+            tool: tool.qualified_name.clone(),
+            plugin: tool.namespace.clone(),
+            client,
+            agent: meta.agent.clone(),
+            outcome: usage.outcome,
+            micros: usage.wall.as_micros() as u64,
+            fuel: usage.fuel,
+            peak_memory_bytes: usage.peak_memory_bytes,
+            bytes_in: usage.bytes_in,
+            bytes_out: usage.bytes_out,
+        });
+        usage
     }
 
     fn unknown_tool(&self, name: &str) -> UnknownTool {
@@ -296,9 +372,31 @@ impl ToolService {
     }
 }
 
-/// Runs an admitted call, records its usage, and maps its outcome: the one
-/// place a run becomes a usage record and an MCP result (for agents' calls
-/// and the host's own alike). `started` is when the call arrived.
+/// What a call did, for its usage record.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    bytes_in: usize,
+    guest: GuestUsage,
+    bytes_out: usize,
+    outcome: Outcome,
+    quota: Option<QuotaKind>,
+}
+
+impl Run {
+    /// A call refused before it ran.
+    fn refused(outcome: Outcome) -> Self {
+        Self {
+            bytes_in: 0,
+            guest: GuestUsage::default(),
+            bytes_out: 0,
+            outcome,
+            quota: None,
+        }
+    }
+}
+
+/// Runs an admitted call for the host itself, records its usage, and maps
+/// its outcome. `started` is when the call arrived.
 async fn run_recorded(
     runnable: Box<dyn Runnable>,
     call: ProviderCall,
@@ -308,33 +406,27 @@ async fn run_recorded(
     let bytes_in = call.arguments.len();
     let ran = runnable.run(call).await;
     let mapped = result::map(&tool, ran.outcome);
-    record(
-        &tool,
-        started,
+    let run = Run {
         bytes_in,
-        ran.usage,
-        mapped.bytes_out,
-        mapped.outcome,
-    );
+        guest: ran.usage,
+        bytes_out: mapped.bytes_out,
+        outcome: mapped.outcome,
+        quota: mapped.quota,
+    };
+    record(&tool, started, run);
     (mapped.result, ran.usage)
 }
 
 /// Records one call's usage in its tool's aggregates and the debug log.
-fn record(
-    tool: &Tool,
-    started: Instant,
-    bytes_in: usize,
-    guest: GuestUsage,
-    bytes_out: usize,
-    outcome: Outcome,
-) {
+fn record(tool: &Tool, started: Instant, run: Run) -> CallUsage {
     let usage = CallUsage {
-        fuel: guest.fuel,
-        peak_memory_bytes: guest.peak_memory_bytes,
+        fuel: run.guest.fuel,
+        peak_memory_bytes: run.guest.peak_memory_bytes,
         wall: started.elapsed(),
-        bytes_in,
-        bytes_out,
-        outcome,
+        bytes_in: run.bytes_in,
+        bytes_out: run.bytes_out,
+        outcome: run.outcome,
+        quota: run.quota,
     };
     tool.usage.record(&usage);
     tracing::debug!(
@@ -342,9 +434,10 @@ fn record(
         fuel = usage.fuel,
         peak_memory = usage.peak_memory_bytes,
         micros = usage.wall.as_micros() as u64,
-        bytes_in,
-        bytes_out,
+        bytes_in = usage.bytes_in,
+        bytes_out = usage.bytes_out,
         outcome = ?usage.outcome,
         "call"
     );
+    usage
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::plugin::tool::Tool;
 use crate::runtime::{CallError, output_size};
-use crate::usage::Outcome;
+use crate::usage::{Outcome, QuotaKind};
 use crate::wit::ToolOutput;
 
 use super::content;
@@ -22,6 +22,8 @@ pub struct Mapped {
     pub bytes_out: usize,
     /// How the call ended.
     pub outcome: Outcome,
+    /// The quota that ended it, if one did.
+    pub quota: Option<QuotaKind>,
 }
 
 /// Maps a run of `tool` to an MCP result.
@@ -40,6 +42,7 @@ pub fn map(tool: &Tool, outcome: Result<ToolOutput, CallError>) -> Mapped {
                 result,
                 bytes_out,
                 outcome,
+                quota: None,
             }
         }
         Err(e) => {
@@ -60,10 +63,19 @@ pub fn map(tool: &Tool, outcome: Result<ToolOutput, CallError>) -> Mapped {
                 | CallError::HandleLimit { .. }
                 | CallError::OutputTooLarge { .. } => Outcome::Quota,
             };
+            let quota = match &e {
+                CallError::Deadline(_) => Some(QuotaKind::Deadline),
+                CallError::FuelExhausted(..) => Some(QuotaKind::Fuel),
+                CallError::MemoryLimit { .. } => Some(QuotaKind::Memory),
+                CallError::HandleLimit { .. } => Some(QuotaKind::Handles),
+                CallError::OutputTooLarge { .. } => Some(QuotaKind::Output),
+                _ => None,
+            };
             Mapped {
                 result: error_result(e.to_string()),
                 bytes_out: 0,
                 outcome,
+                quota,
             }
         }
     }
