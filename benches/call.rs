@@ -128,6 +128,7 @@ fn bench_call(c: &mut Criterion) {
         bytes_in: 13,
         bytes_out: 11,
         outcome: toolmesh::usage::Outcome::Ok,
+        quota: None,
     };
     c.bench_function("usage/record", |b| {
         b.iter(|| usage.record(std::hint::black_box(&record)));

@@ -308,7 +308,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// The UTC day of `ms` as `YYYY-MM-DD` (H. Hinnant's civil-from-days).
-fn day_of(ms: u64) -> String {
+pub fn day_of(ms: u64) -> String {
     let days = (ms / 86_400_000) as i64;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

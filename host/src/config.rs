@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::http::config::HttpConfig;
+use crate::monitor::MonitorConfig;
+use crate::monitor::alerting::AlertRule;
 use crate::level::{LevelOverrides, Levels};
 use crate::p2p::P2pConfig;
 use crate::plugin::trust::{REFUSE, TrustPolicy};
@@ -76,6 +78,10 @@ pub struct Config {
     pub p2p: P2pConfig,
     /// MCP over Streamable HTTP.
     pub http: HttpConfig,
+    /// Usage history.
+    pub monitor: MonitorConfig,
+    /// Alert rules (`[[alerts]]`).
+    pub alerts: Vec<AlertRule>,
 }
 
 impl Default for Config {
@@ -94,6 +100,8 @@ impl Default for Config {
             trust: TrustPolicy::default(),
             p2p: P2pConfig::default(),
             http: HttpConfig::default(),
+            monitor: MonitorConfig::default(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -249,6 +257,10 @@ impl Config {
             .map_err(|e| format!("trust.peer: {e}"))?;
         self.p2p.check().map_err(|e| format!("p2p: {e}"))?;
         self.http.check()?;
+        self.monitor.check()?;
+        for rule in &self.alerts {
+            rule.check()?;
+        }
         if self.metering.fuel_per_unit == 0 {
             return Err("metering.fuel_per_unit must be at least 1".into());
         }

@@ -24,8 +24,11 @@
 //!   breakers, events, the live call feed, alerts; the plugin control and
 //!   the directory watch);
 //! - [`service`]: the tool service, its gate and its providers;
+//! - [`monitor`]: metrics, usage history and alert rules, read from the
+//!   service and operations;
 //! - [`mcp`], [`http`], [`control`]: transports ([`http`] authenticates,
-//!   limits and audits at the edge, then serves [`mcp`]'s handler);
+//!   limits and audits at the edge, then serves [`mcp`]'s handler and the
+//!   operator's [`dashboard`]);
 //! - [`app`]: the host stack from a configuration, `serve` and `call`.
 //!
 //! Beside them: [`config`] reads `toolmesh.toml` (the edge: it names every
@@ -40,11 +43,13 @@ pub mod capability;
 pub mod config;
 pub mod content_hash;
 pub mod control;
+pub mod dashboard;
 pub mod fs;
 pub mod http;
 pub mod identity;
 pub mod level;
 pub mod mcp;
+pub mod monitor;
 pub mod ops;
 pub mod p2p;
 pub mod plugin;

@@ -24,6 +24,9 @@ use crate::ops::{self, control::Action, events::EventKind};
 use crate::plugin::Source;
 use crate::plugin::loader::manifest_name;
 use crate::service::admin_tools::AdminTools;
+use crate::dashboard::Dashboard;
+use crate::monitor::Monitor;
+use crate::ops::view::Quotas;
 use crate::stats;
 
 /// What to serve.
@@ -102,6 +105,7 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         .with_provider(Arc::new(AdminTools::new(stack.control.clone())));
     let snapshot_path = config.data_dir().join(stats::FILE);
     let snapshots = tokio::spawn(stats::keep_written(service.clone(), snapshot_path.clone()));
+    let mut mesh_handle = None;
     if options.p2p || config.p2p.enabled {
         let state_dir = config.p2p_dir();
         let mesh = Mesh::start(
@@ -115,8 +119,16 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
             config.p2p.auto_install,
         )
         .await?;
+        mesh_handle = Some(mesh.clone());
         service = service.with_provider(Arc::new(MeshTools::new(mesh)));
     }
+    let monitor = Arc::new(Monitor::start(
+        &config.monitor,
+        config.alerts.clone(),
+        &config.data_dir(),
+        service.clone(),
+        mesh_handle.clone(),
+    ));
     let socket_dir = config.p2p_dir();
     if let Err(e) = std::fs::create_dir_all(&socket_dir) {
         tracing::warn!(dir = %socket_dir.display(), "no control socket: {e}");
@@ -126,7 +138,15 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         socket_dir.join(control::SOCKET_FILE),
     ));
     if let Some(http) = &http {
-        http.ready(service.clone());
+        let dashboard = Dashboard::new(
+            service.clone(),
+            stack.control.clone(),
+            monitor.clone(),
+            mesh_handle.clone(),
+            config_view(config),
+            http.counters().clone(),
+        );
+        http.ready(service.clone(), Some(dashboard));
     }
     let served = if stdio {
         McpServer::new(service.clone()).serve_stdio().await
@@ -172,6 +192,57 @@ fn relist_on_announcement(stack: &Stack) {
             }
         }
     });
+}
+
+/// The configuration as the dashboard's config view shows it (no secrets:
+/// keys and tokens are not in `toolmesh.toml`, and TLS keys are named only).
+fn config_view(config: &Config) -> serde_json::Value {
+    let levels: serde_json::Map<String, serde_json::Value> = config
+        .levels()
+        .map(|levels| {
+            levels
+                .iter()
+                .map(|level| {
+                    let mut quotas = serde_json::to_value(Quotas::of(level)).unwrap_or_default();
+                    quotas["capabilities"] = level
+                        .capabilities
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .into();
+                    quotas["breaker"] = serde_json::json!({
+                        "failures": level.breaker.failures,
+                        "window_ms": level.breaker.window.as_millis() as u64,
+                        "ratio": level.breaker.ratio,
+                        "cooldown_ms": level.breaker.cooldown.as_millis() as u64,
+                    });
+                    (level.name.clone(), quotas)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let http = &config.http;
+    serde_json::json!({
+        "data_dir": config.data_dir().display().to_string(),
+        "plugins_dir": config.plugins_dir().display().to_string(),
+        "bundled_plugins": config.bundled_plugins,
+        "watch_plugins": config.watch_plugins,
+        "levels": levels,
+        "http": {
+            "listen": http.listen.map(|a| a.to_string()),
+            "auth": format!("{:?}", http.auth).to_lowercase(),
+            "tls": http.tls_cert.is_some(),
+            "max_connections": http.max_connections,
+            "max_body_bytes": http.max_body_bytes,
+            "audit": http.audit.enabled,
+        },
+        "p2p": {"enabled": config.p2p.enabled},
+        "monitor": {
+            "rollup_s": config.monitor.rollup_s,
+            "retention_days": config.monitor.retention_days,
+        },
+        "alert_rules": config.alerts,
+    })
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -31,6 +31,11 @@ pub struct EdgeCaller {
     pub remote: Option<SocketAddr>,
 }
 
+/// The client a response was for, put in its extensions for the request
+/// counters.
+#[derive(Clone, Debug)]
+pub struct ClientLabel(pub String);
+
 /// The peer address of a connection, put in each request's extensions by
 /// the listener.
 #[derive(Clone, Copy, Debug)]
@@ -58,7 +63,9 @@ pub async fn admit(State(state): State<Arc<HttpState>>, request: Request, next: 
             )
             .await;
             let challenge = refused.challenge(&state.metadata_url);
+            let label = ClientLabel(refused.client.clone().unwrap_or_else(|| "-".into()));
             let mut response = (refused.status, refused.reason).into_response();
+            response.extensions_mut().insert(label);
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response
                     .headers_mut()
@@ -87,6 +94,9 @@ pub async fn admit(State(state): State<Arc<HttpState>>, request: Request, next: 
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+            .extensions_mut()
+            .insert(ClientLabel(auth.client.clone()));
         return response;
     }
     let (mut parts, body) = request.into_parts();
@@ -94,12 +104,15 @@ pub async fn admit(State(state): State<Arc<HttpState>>, request: Request, next: 
         Ok(body) => body,
         Err(response) => return *response,
     };
+    let label = ClientLabel(auth.client.clone());
     parts.extensions.insert(EdgeCaller {
         auth,
         allowance,
         remote,
     });
-    next.run(Request::from_parts(parts, Body::from(body))).await
+    let mut response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    response.extensions_mut().insert(label);
+    response
 }
 
 /// Reads a whole body of at most `limit` bytes within `deadline`: 413

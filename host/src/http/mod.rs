@@ -12,7 +12,8 @@
 //!
 //! Routes: `/mcp`, `GET /healthz` (the process answers), `GET /readyz`
 //! (plugins are loaded), `GET /.well-known/oauth-protected-resource`
-//! (RFC 9728).
+//! (RFC 9728), and the [`crate::dashboard`] (`/`, `/api/…`, `/metrics`).
+//! Every answer is counted by status and client for the metrics.
 
 pub mod auth;
 pub mod config;
@@ -36,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use crate::audit::AuditLog;
+use crate::dashboard::Dashboard;
+use crate::monitor::metrics::HttpCounters;
 use crate::mcp::McpServer;
 use crate::service::ToolService;
 use auth::Authenticator;
@@ -57,6 +60,31 @@ pub struct HttpState {
     mcp: OnceLock<McpHttp>,
     rmcp: StreamableHttpServerConfig,
     session_idle: Duration,
+    dashboard: OnceLock<Arc<Dashboard>>,
+    counters: Arc<HttpCounters>,
+    tls: bool,
+}
+
+impl HttpState {
+    /// The dashboard, once the host is ready.
+    pub fn dashboard(&self) -> Option<&Arc<Dashboard>> {
+        self.dashboard.get()
+    }
+
+    /// Who sent a request with `headers`.
+    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<auth::Authenticated, auth::Refused> {
+        self.auth.authenticate(headers)
+    }
+
+    /// Whether clients must present credentials (keys or tokens).
+    pub fn requires_credentials(&self) -> bool {
+        self.auth.requires_credentials()
+    }
+
+    /// Whether the listener speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
 }
 
 /// A bound HTTP listener, answering `/healthz` at once and `/mcp` once
@@ -102,6 +130,9 @@ impl HttpServer {
             mcp: OnceLock::new(),
             rmcp: rmcp_config(config, addr, shutdown.child_token()),
             session_idle: Duration::from_secs(config.session_idle_s.max(1)),
+            dashboard: OnceLock::new(),
+            counters: Arc::default(),
+            tls: tls.is_some(),
         });
         let app = router(state.clone());
         tokio::spawn(listener.serve(app, shutdown.clone()));
@@ -118,8 +149,19 @@ impl HttpServer {
         self.addr
     }
 
-    /// Serves `service`'s tools from now on (`/readyz` turns 200).
-    pub fn ready(&self, service: ToolService) {
+    /// The request counters (for the metrics).
+    pub fn counters(&self) -> &Arc<HttpCounters> {
+        &self.state.counters
+    }
+
+    /// Serves `service`'s tools (`/readyz` turns 200) and `dashboard` from
+    /// now on.
+    pub fn ready(&self, service: ToolService, dashboard: Option<Arc<Dashboard>>) {
+        if let Some(dashboard) = dashboard
+            && self.state.dashboard.set(dashboard).is_err()
+        {
+            tracing::warn!("the dashboard was set twice; the first stays");
+        }
         let audit = self.state.audit.clone();
         let mut sessions = LocalSessionManager::default();
         sessions.session_config.keep_alive = Some(self.state.session_idle);
@@ -204,7 +246,29 @@ fn router(state: Arc<HttpState>) -> Router {
             get(protected_resource),
         )
         .merge(mcp)
+        .merge(crate::dashboard::api::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
+}
+
+/// Counts every answered request by status and client (the edge names
+/// the client of `/mcp` requests; the rest count as `-`).
+async fn count(
+    State(state): State<Arc<HttpState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let client = response
+        .extensions()
+        .get::<edge::ClientLabel>()
+        .map_or("-", |c| c.0.as_str());
+    let status = response.status();
+    state.counters.answered(status.as_u16(), client);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        state.counters.rate_limited(client);
+    }
+    response
 }
 
 async fn mcp(State(state): State<Arc<HttpState>>, request: Request) -> Response {

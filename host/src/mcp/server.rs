@@ -52,6 +52,8 @@ use crate::http::edge::EdgeCaller;
 use crate::service::gate::{META_AGENT, META_BUDGET, META_TOKEN};
 use crate::service::prompts::{self, PromptError};
 use crate::service::resources::{self, ResourceError};
+use crate::plugin::tool::NAMESPACE_SEPARATOR;
+use crate::service::admin_tools;
 use crate::service::result;
 use crate::service::{CallMeta, ToolService};
 use crate::text;
@@ -445,12 +447,24 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, ErrorData> {
         let started = Instant::now();
         let edge = self.edge_caller(&context)?;
-        let (tools, next) = self.page(self.service.list(), request)?;
+        // The admin tools are listed only to those who may call them.
+        let admin = edge.as_ref().is_none_or(|e| e.auth.caller.admin);
+        let mut tools = self.service.list();
+        if !admin {
+            let prefix = format!("{}{NAMESPACE_SEPARATOR}", admin_tools::NAMESPACE);
+            tools.retain(|t| !t.name.starts_with(&prefix));
+        }
+        let (tools, next) = self.page(tools, request)?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         self.audit_simple(edge.as_ref(), "tools/list", None, "ok", started)
             .await;
-        Ok(cache_hints!(result, &context, CacheScope::Public))
+        let scope = if admin {
+            CacheScope::Private
+        } else {
+            CacheScope::Public
+        };
+        Ok(cache_hints!(result, &context, scope))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

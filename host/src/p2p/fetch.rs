@@ -92,6 +92,8 @@ pub struct FetchReport {
 pub struct Link {
     /// Commands to the swarm task.
     pub commands: mpsc::Sender<Command>,
+    /// Bytes moved and fetches in progress.
+    pub traffic: Arc<super::traffic::Traffic>,
 }
 
 impl Link {
@@ -220,6 +222,8 @@ pub async fn fetch(
     }
     let verifier = verifier.ok_or_else(|| no_provider(&report))?;
     let size = verifier.size();
+    let transfer = link.traffic.start(hash.to_string());
+    transfer.sized(size);
     if size > MAX_BLOB_BYTES {
         return Err(FetchError::TooLarge { hash, size });
     }
@@ -288,6 +292,7 @@ pub async fn fetch(
                         .write_all_at(&data, offset)
                         .map_err(|e| store_error(&e))?;
                     done += 1;
+                    transfer.received(data.len());
                     *report.from.entry(peer.to_string()).or_default() += 1;
                     if let Some(progress) = progress {
                         progress.report(ProgressReport {

@@ -160,6 +160,7 @@ impl Mesh {
             peer_id: started.peer_id,
             link: Link {
                 commands: started.commands,
+                traffic: started.traffic.clone(),
             },
             book,
             local,
@@ -201,6 +202,11 @@ impl Mesh {
     /// The known peers.
     pub fn peers(&self) -> Vec<PeerView> {
         lock(&self.book).views()
+    }
+
+    /// Bytes moved and fetches in progress.
+    pub fn traffic(&self) -> &Arc<super::traffic::Traffic> {
+        &self.link.traffic
     }
 
     /// What peers offer, with the install status of plugins.

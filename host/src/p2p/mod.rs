@@ -20,6 +20,7 @@ pub mod mesh;
 pub mod peers;
 pub mod protocol;
 pub mod swarm;
+pub mod traffic;
 pub mod tree;
 
 use std::path::PathBuf;

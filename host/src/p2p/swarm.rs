@@ -104,6 +104,8 @@ pub struct Started {
     pub listening: Arc<Mutex<Vec<Multiaddr>>>,
     /// The chunk lists it serves.
     pub trees: Arc<TreeCache>,
+    /// Bytes moved.
+    pub traffic: Arc<super::traffic::Traffic>,
 }
 
 /// Builds the swarm, starts listening and dialing the bootstrap peers, and
@@ -146,6 +148,7 @@ pub fn start(
     let listening = Arc::new(Mutex::new(Vec::new()));
     let peer_id = *swarm.local_peer_id();
     let trees: Arc<TreeCache> = Arc::default();
+    let traffic: Arc<super::traffic::Traffic> = Arc::default();
     let driver = Driver {
         swarm,
         topic,
@@ -158,6 +161,7 @@ pub fn start(
         dials: HashMap::new(),
         queries: HashMap::new(),
         trees: trees.clone(),
+        traffic: traffic.clone(),
         listening: listening.clone(),
         ttl: config.peer_ttl(),
     };
@@ -168,6 +172,7 @@ pub fn start(
         events,
         listening,
         trees,
+        traffic,
     })
 }
 
@@ -266,6 +271,7 @@ struct Driver {
     dials: HashMap<libp2p::swarm::ConnectionId, oneshot::Sender<Result<(), String>>>,
     queries: HashMap<kad::QueryId, (oneshot::Sender<Vec<PeerId>>, Vec<PeerId>)>,
     trees: Arc<TreeCache>,
+    traffic: Arc<super::traffic::Traffic>,
     listening: Arc<Mutex<Vec<Multiaddr>>>,
     ttl: Duration,
 }
@@ -608,10 +614,14 @@ impl Driver {
         let blobs = self.blobs.clone();
         let trees = self.trees.clone();
         let commands = self.commands.clone();
+        let traffic = self.traffic.clone();
         tokio::spawn(async move {
             let response = tokio::task::spawn_blocking(move || answer(&blobs, &trees, request))
                 .await
                 .unwrap_or_else(|e| Response::Missing(format!("internal error: {e}")));
+            if let Response::Chunk(data) = &response {
+                traffic.served(data.len());
+            }
             let _ = commands
                 .send(Command::Respond(channel, Box::new(response)))
                 .await;

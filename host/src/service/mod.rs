@@ -203,6 +203,11 @@ impl ToolService {
             .collect()
     }
 
+    /// Every provider's tools now.
+    pub fn tools(&self) -> Vec<Arc<Tool>> {
+        self.providers.iter().flat_map(|p| p.tools()).collect()
+    }
+
     /// The MCP description of tool `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<McpTool> {
         self.resolve(name).map(|r| result::describe(r.tool()))

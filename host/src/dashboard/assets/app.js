@@ -20,6 +20,7 @@
     es: null,
     liveOpened: false,
     liveRetry: null,
+    ovPrefetch: null,
     overview: null,
     calls: [],              // CallEvent, newest first
     callRows: new Map(),    // seq -> <tr>
@@ -288,9 +289,17 @@
   }
 
   async function boot() {
+    const opts = { credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    // The overview is asked for at once too, to save a round trip when the cookie is valid.
+    const ov = fetch('/api/overview', opts).then((r) => (r.ok ? r.json() : null)).catch(() => null);
     try {
-      const s = await fetch('/api/session', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-      if (s.status === 200) { showApp(await s.json().catch(() => ({}))); return; }
+      const s = await fetch('/api/session', opts);
+      if (s.status === 200) {
+        const session = await s.json().catch(() => ({}));
+        S.ovPrefetch = ov;
+        showApp(session);
+        return;
+      }
       showLogin(null);
     } catch (_) {
       showBoot('Cannot reach the host. Retrying…');
@@ -357,7 +366,13 @@
   // ---------------------------------------------------------------- overview
 
   async function loadOverview() {
-    const o = await api('GET', '/api/overview');
+    let o = null;
+    if (S.ovPrefetch) { // read at boot, alongside the session check
+      const p = S.ovPrefetch;
+      S.ovPrefetch = null;
+      o = await p;
+    }
+    if (!isObj(o)) o = await api('GET', '/api/overview');
     if (!isObj(o)) return;
     onOverview(o);
     if (Array.isArray(o.recent_calls)) mergeCalls(o.recent_calls);
@@ -405,7 +420,7 @@
     setTile('tile-plugins', fmtInt(pl.enabled));
     $('#tile-tools').textContent = [
       isNum(pl.paused) && pl.paused ? fmtInt(pl.paused) + ' paused' : null,
-      isNum(pl.disabled) && pl.disabled ? fmtInt(pl.disabled) + ' disabled' : null,
+      isNum(pl.disabled) && pl.disabled ? fmtInt(pl.disabled) + ' off' : null,
       isNum(o.tools) ? fmtInt(o.tools) + ' tools' : null,
     ].filter(Boolean).join(' · ');
     const open = arr(o.open_alerts).filter((a) => isObj(a) && !a.acknowledged);
@@ -981,7 +996,7 @@
     } else {
       input = h('textarea', {
         id, name: key, rows: '4', spellcheck: 'false',
-        placeholder: s.type === 'array' ? '[ ]' : s.type === 'object' ? '{ }' : 'JSON value',
+        placeholder: /array/.test(typeText) ? '[ ]' : /object/.test(typeText) ? '{ }' : 'JSON value',
         value: hasDefault ? prettyJson(s.default) : '',
       });
     }

@@ -94,6 +94,11 @@ impl Authenticator {
         self.jwt.as_ref().map(JwtVerifier::issuer)
     }
 
+    /// Whether clients must present credentials (`auth` is not `none`).
+    pub fn requires_credentials(&self) -> bool {
+        self.mode != AuthMode::None
+    }
+
     /// Who sent a request with `headers`, if they may use the tools.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, Refused> {
         if self.mode == AuthMode::None {
