@@ -281,6 +281,16 @@ macro_rules! export_plugin {
                 }
             }
 
+            impl $crate::bindings::exports::toolmesh::plugin::lifecycle::Guest for __ToolmeshPluginExport {
+                fn on_load() -> ::std::result::Result<(), $crate::bindings::toolmesh::plugin::types::ToolError> {
+                    $crate::Plugin::__wit_on_load(&$build())
+                }
+
+                fn on_unload() {
+                    $crate::Plugin::unload(&$build());
+                }
+            }
+
             $crate::bindings::__export_full_plugin_world!(
                 __ToolmeshPluginExport with_types_in $crate::bindings
             );

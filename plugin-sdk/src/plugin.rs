@@ -19,6 +19,8 @@ pub struct Plugin {
     templates: Vec<Template>,
     prompts: Vec<Prompt>,
     completer: Option<Completer>,
+    on_load: Option<Box<dyn Fn() -> Result<(), ToolError>>>,
+    on_unload: Option<Box<dyn Fn()>>,
 }
 
 impl Plugin {
@@ -58,6 +60,45 @@ impl Plugin {
     {
         self.completer = Some(Box::new(completer));
         self
+    }
+
+    /// Runs `hook` when the host loads this version of the plugin (at
+    /// start, install, hot reload, reload, enable), before it serves; an
+    /// error refuses the load with its message. Validate the plugin's
+    /// configuration here. Runs under the plugin's quotas, like a call.
+    pub fn on_load<F>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Result<(), ToolError> + 'static,
+    {
+        self.on_load = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook` when the host stops serving this version (disabled,
+    /// replaced or removed). Best effort: the host does not wait for it.
+    pub fn on_unload<F>(mut self, hook: F) -> Self
+    where
+        F: Fn() + 'static,
+    {
+        self.on_unload = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs the load hook, as the host would.
+    pub fn load(&self) -> Result<(), ToolError> {
+        self.on_load.as_ref().map_or(Ok(()), |hook| hook())
+    }
+
+    /// Runs the unload hook, as the host would.
+    pub fn unload(&self) {
+        if let Some(hook) = &self.on_unload {
+            hook();
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn __wit_on_load(&self) -> Result<(), wit::ToolError> {
+        self.load().map_err(tool_error_to_wit)
     }
 
     /// Runs tool `name` on JSON `arguments`, as the host would. Handy in

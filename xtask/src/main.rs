@@ -14,7 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The Python MCP client and test runner the Python tests use.
-const PYTHON_PACKAGES: &[&str] = &["mcp==2.3.0", "pytest==8.4.2", "pytest-timeout==2.4.0"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "mcp==2.3.0",
+    "pytest==8.4.2",
+    "pytest-timeout==2.4.0",
+    "prometheus-client==0.26.0",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,7 +73,16 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    ensure_libfann()?;
+    ensure_apt(
+        "libfann-dev",
+        "/usr/include/fann.h",
+        "the neural tests compare against libfann",
+    )?;
+    ensure_apt(
+        "chromium",
+        "/usr/bin/chromium",
+        "the dashboard tests run it headless",
+    )?;
     run(cargo().args(["build", "--locked", "-p", "toolmesh", "--bin", "toolmesh"]))?;
     let npm = npm_tools(&root)?;
     run(cargo()
@@ -104,10 +118,10 @@ fn test(extra: &[String]) -> Result<(), String> {
     ]))
 }
 
-/// Debian's libfann (FANN 2.2), which neural-core's tests compare against,
-/// installed with apt if missing.
-fn ensure_libfann() -> Result<(), String> {
-    if Path::new("/usr/include/fann.h").exists() {
+/// Debian package `package` (found by `probe`, a file it installs),
+/// installed with apt if missing; `why` says what needs it.
+fn ensure_apt(package: &str, probe: &str, why: &str) -> Result<(), String> {
+    if Path::new(probe).exists() {
         return Ok(());
     }
     let root = Command::new("id")
@@ -125,11 +139,11 @@ fn ensure_libfann() -> Result<(), String> {
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
-    eprintln!("xtask: installing libfann-dev (the neural tests compare against libfann)");
-    if run(&mut apt(&["install", "-y", "-q", "libfann-dev"])).is_err() {
+    eprintln!("xtask: installing {package} ({why})");
+    if run(&mut apt(&["install", "-y", "-q", package])).is_err() {
         run(&mut apt(&["update", "-q"]))?;
-        run(&mut apt(&["install", "-y", "-q", "libfann-dev"]))
-            .map_err(|e| format!("{e}: install Debian's libfann-dev to run the neural tests"))?;
+        run(&mut apt(&["install", "-y", "-q", package]))
+            .map_err(|e| format!("{e}: install Debian's {package} ({why})"))?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use super::state::PluginState;
 use crate::plugin::bundled::BUNDLED;
 use crate::plugin::loader::{bundled_name, manifest_name, plugin_dirs};
 use crate::plugin::{LoadedPlugin, Loader, PluginSet, Registry, Source};
+use crate::runtime::Hook;
 
 /// A lifecycle action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +184,9 @@ impl PluginControl {
                 }
                 self.ops
                     .set_state(name, PluginState::Disabled, EventKind::Disabled, reason)?;
-                self.registry.remove(name);
+                if let Some(old) = self.registry.remove(name) {
+                    self.unloaded(old);
+                }
                 Ok(format!("plugin `{name}` disabled: its tools are no longer listed"))
             }
             Action::Pause | Action::Resume => {
@@ -239,13 +242,17 @@ impl PluginControl {
         let name = plugin.manifest.name.clone();
         let source = plugin.source.clone();
         let policy = policy_of(&plugin);
-        let replaced = self.registry.snapshot().plugin(&name).is_some();
+        let old = self.registry.snapshot().plugin(&name).cloned();
+        let replaced = old.is_some();
         if let Err(e) = self.registry.insert(plugin) {
             let message = format!("{source}: {e}");
             self.ops
                 .events
                 .record(&name, EventKind::Failed, Some(message.clone()));
             return Err(message);
+        }
+        if let Some(old) = old {
+            self.unloaded(old);
         }
         self.ops.track(&name, policy);
         self.ops.set_last_error(&name, None);
@@ -334,7 +341,9 @@ impl PluginControl {
         for plugin in gone {
             let name = plugin.manifest.name.clone();
             changed += 1;
-            self.registry.remove(&name);
+            if let Some(old) = self.registry.remove(&name) {
+                self.unloaded(old);
+            }
             self.sources().remove(&name);
             self.ops.events.record(
                 &name,
@@ -352,6 +361,19 @@ impl PluginControl {
             }
         }
         changed
+    }
+}
+
+impl PluginControl {
+    /// Runs the unload hook of a version no longer served, in the
+    /// background (calls still in flight on it finish on their snapshot).
+    fn unloaded(&self, plugin: Arc<LoadedPlugin>) {
+        let runtime = self.loader.runtime().clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtime.hook(&plugin.code, Hook::Unload).await {
+                tracing::warn!(plugin = %plugin.manifest.name, "unload hook failed: {e}");
+            }
+        });
     }
 }
 

@@ -26,7 +26,7 @@ use super::trust::{
     Trust, TrustPolicy,
 };
 use crate::level::Levels;
-use crate::runtime::{Origin, PluginCode, Runtime};
+use crate::runtime::{Hook, Origin, PluginCode, Runtime};
 
 /// The `toolmesh:plugin` version this host implements.
 pub const WIT_VERSION: semver::Version = semver::Version::new(0, 2, 0);
@@ -108,6 +108,9 @@ pub enum LoadError {
     /// Listing its tools failed.
     #[error("listing its tools failed: {0}")]
     List(String),
+    /// Its load hook refused (or failed).
+    #[error("its load hook refused: {0}")]
+    Hook(String),
     /// A tool spec is not acceptable.
     #[error("bad tool: {0}")]
     Tool(String),
@@ -446,6 +449,11 @@ impl Loader {
             catalog.prompts,
         )
         .map_err(LoadError::Tool)?;
+        // Last: the plugin may refuse to serve (a configuration it cannot use).
+        self.runtime
+            .hook(&code, Hook::Load)
+            .await
+            .map_err(|e| LoadError::Hook(e.to_string()))?;
         Ok(LoadedPlugin {
             manifest,
             source,

@@ -8,7 +8,7 @@ use wasmtime::component::{Instance, InstancePre};
 
 use super::Catalog;
 use super::state::CallState;
-use crate::wit::exports::toolmesh::plugin::{completions, prompts, resources, tools};
+use crate::wit::exports::toolmesh::plugin::{completions, lifecycle, prompts, resources, tools};
 use crate::wit::{
     CallContext, Completion, CompletionRequest, PromptResult, ResourceContents, ResourceError,
     ToolError, ToolOutput, v0_1,
@@ -44,6 +44,16 @@ pub struct Exports {
     resources: Option<resources::GuestIndices>,
     prompts: Option<prompts::GuestIndices>,
     completions: Option<completions::GuestIndices>,
+    lifecycle: Option<lifecycle::GuestIndices>,
+}
+
+/// A lifecycle hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// The host is about to serve this version.
+    Load,
+    /// The host stopped serving it.
+    Unload,
 }
 
 /// What a guest is asked to do.
@@ -74,6 +84,8 @@ pub enum Export<'a> {
         ctx: &'a CallContext,
         request: &'a CompletionRequest,
     },
+    /// Run a lifecycle hook (nothing, if it exports none).
+    Hook(Hook),
 }
 
 /// What the guest answered.
@@ -83,6 +95,7 @@ pub enum Exported {
     Contents(Result<Vec<ResourceContents>, ResourceError>),
     Prompt(Result<PromptResult, ToolError>),
     Completion(Result<Completion, ToolError>),
+    Hooked(Result<(), ToolError>),
 }
 
 impl Exports {
@@ -96,6 +109,7 @@ impl Exports {
                 resources: resources::GuestIndices::new(pre).ok(),
                 prompts: prompts::GuestIndices::new(pre).ok(),
                 completions: completions::GuestIndices::new(pre).ok(),
+                lifecycle: lifecycle::GuestIndices::new(pre).ok(),
             });
         }
         let tools = v0_1::ToolsIndices::new(pre).map_err(|_| {
@@ -109,7 +123,13 @@ impl Exports {
             resources: None,
             prompts: None,
             completions: None,
+            lifecycle: None,
         })
+    }
+
+    /// Whether it exports lifecycle hooks.
+    pub fn has_hooks(&self) -> bool {
+        self.lifecycle.is_some()
     }
 
     /// The version the plugin was built against.
@@ -172,6 +192,19 @@ impl Exports {
                     .call_complete(store, ctx, request)
                     .await
                     .map(Exported::Completion)
+            }
+            Export::Hook(hook) => {
+                let Some(indices) = &self.lifecycle else {
+                    return Ok(Exported::Hooked(Ok(())));
+                };
+                let guest = indices.load(&mut *store, instance)?;
+                match hook {
+                    Hook::Load => guest.call_on_load(store).await.map(Exported::Hooked),
+                    Hook::Unload => guest
+                        .call_on_unload(store)
+                        .await
+                        .map(|()| Exported::Hooked(Ok(()))),
+                }
             }
         }
     }

@@ -33,7 +33,7 @@ use crate::wit::{
 };
 pub use cache::Origin;
 pub use engine::EPOCH_TICK;
-pub use exports::WitVersion;
+pub use exports::{Hook, WitVersion};
 use exports::{Export, Exported, Exports};
 pub use size::output_size;
 pub use state::CallState;
@@ -308,6 +308,24 @@ impl Runtime {
             .0?
         {
             Exported::Catalog(catalog) => Ok(catalog),
+            _ => Err(mismatched_export()),
+        }
+    }
+
+    /// Runs lifecycle hook `hook` of the plugin in a fresh instance under
+    /// its quotas (nothing, if it exports no hooks). `Err` is why it
+    /// failed: the plugin's own error, or a trap or quota.
+    pub async fn hook(&self, code: &PluginCode, hook: Hook) -> Result<(), CallError> {
+        if !code.exports.has_hooks() {
+            return Ok(());
+        }
+        let cancel = CancellationToken::new();
+        match self
+            .run(code, Export::Hook(hook), &cancel, CallInputs::local())
+            .await
+            .0?
+        {
+            Exported::Hooked(outcome) => outcome.map_err(CallError::Tool),
             _ => Err(mismatched_export()),
         }
     }

@@ -218,3 +218,45 @@ impl ProgressLog {
         self.0.lock().expect("not poisoned").clear();
     }
 }
+
+/// An MCP client handler that counts `notifications/tools/list_changed`
+/// (and speaks 2025-11-25, where they come unasked).
+#[derive(Clone, Default)]
+pub struct ListWatcher {
+    list_changes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ListWatcher {
+    /// How many arrived so far.
+    pub fn changes(&self) -> usize {
+        self.list_changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until more than `seen` arrived; how long that took, or `None`
+    /// after `within`.
+    pub async fn changed_after(&self, seen: usize, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.changes() > seen {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        None
+    }
+}
+
+impl ClientHandler for ListWatcher {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::default(),
+            rmcp::model::Implementation::new("toolmesh-tests", "1.0.0"),
+        )
+        .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

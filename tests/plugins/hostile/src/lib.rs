@@ -328,8 +328,34 @@ fn sample_many(args: Count) -> Result<String, ToolError> {
 const WATCHED: &str = "hostile://watched";
 
 /// The plugin's tools.
+/// What the operator's configuration asks of the load hook.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct LoadSettings {
+    /// Refuse to load, with this message.
+    refuse_load: Option<String>,
+    /// Loop forever in the load hook (the deadline must end it).
+    spin_on_load: bool,
+}
+
+/// The load hook: refuses, or spins, as configured.
+fn on_load() -> Result<(), ToolError> {
+    let settings: LoadSettings = toolmesh_sdk::config::get()?;
+    if let Some(message) = settings.refuse_load {
+        return Err(ToolError::invalid_arguments(message));
+    }
+    if settings.spin_on_load {
+        let mut x = 1u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    Ok(())
+}
+
 pub fn plugin() -> Plugin {
     Plugin::new()
+        .on_load(on_load)
         .resource(Resource::new(WATCHED, "watched", |_| {
             Ok(vec![ResourceContents::text(WATCHED, "watched")])
         }))
