@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -20,16 +23,11 @@ use toolmesh::wit::CallContext;
 const IDLE_GAP: std::time::Duration = std::time::Duration::from_micros(100);
 
 fn bench_call(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: Some(data.path().to_owned()),
-        ..Config::default()
-    };
-    let host = rt.block_on(Stack::start(&config)).expect("host");
+    let common::BenchHost {
+        rt,
+        host,
+        _data: _data_dir,
+    } = common::bench_host();
     let snapshot = host.registry.snapshot();
     let (plugin, _) = snapshot.resolve("hello__add").expect("hello is bundled");
     let code = plugin.code.clone();

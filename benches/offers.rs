@@ -11,6 +11,9 @@
 
 use std::path::Path;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
@@ -18,8 +21,6 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
-use toolmesh::app::Stack;
-use toolmesh::config::Config;
 use toolmesh::service::{CallMeta, prompts, resources};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -34,16 +35,11 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 }
 
 fn bench_in_process(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: Some(data.path().to_owned()),
-        ..Config::default()
-    };
-    let host = rt.block_on(Stack::start(&config)).expect("host");
+    let common::BenchHost {
+        rt,
+        host,
+        _data: _data_dir,
+    } = common::bench_host();
     let service = &host.service;
     let cancel = CancellationToken::new();
     let mut group = c.benchmark_group("offers_in_process");

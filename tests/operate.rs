@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rmcp::RoleClient;
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
-use toolmesh_test_support::http::{HttpHost, add_client};
+use toolmesh_test_support::http::{HttpHost, dashboard_sign_in, operator_and_agent_keys};
 use toolmesh_test_support::mesh::cli;
 use toolmesh_test_support::{
     ListWatcher, TempHost, call, connect_command, first_text, serve_command,
@@ -45,7 +45,12 @@ async fn tool_names(session: &Session) -> Vec<String> {
 /// The structured result of admin tool `tool`.
 async fn admin(session: &Session, tool: &str, arguments: Value) -> Value {
     let result = call(session, tool, arguments).await.expect("call");
-    assert_ne!(result.is_error, Some(true), "{tool}: {}", first_text(&result));
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{tool}: {}",
+        first_text(&result)
+    );
     result.structured_content.expect("structured")
 }
 
@@ -75,11 +80,15 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hot_reload_adds_keeps_the_old_version_when_a_new_one_is_broken_and_removes(
-) -> anyhow::Result<()> {
+async fn hot_reload_adds_keeps_the_old_version_when_a_new_one_is_broken_and_removes()
+-> anyhow::Result<()> {
     let host = TempHost::new()?;
     let (session, watcher) = start(&host, "").await?;
-    assert!(!tool_names(&session).await.contains(&"hello__greet".to_owned()));
+    assert!(
+        !tool_names(&session)
+            .await
+            .contains(&"hello__greet".to_owned())
+    );
 
     // Dropped in: listed, with list_changed, and callable.
     let seen = watcher.changes();
@@ -89,10 +98,16 @@ async fn hot_reload_adds_keeps_the_old_version_when_a_new_one_is_broken_and_remo
         .changed_after(seen, Duration::from_secs(10))
         .await
         .expect("list_changed after the plugin was dropped in");
-    eprintln!("drop to list_changed: {took:?} ({:?} since the copy began)", dropped.elapsed());
+    eprintln!(
+        "drop to list_changed: {took:?} ({:?} since the copy began)",
+        dropped.elapsed()
+    );
     let mut listed = false;
     for _ in 0..200 {
-        if tool_names(&session).await.contains(&"hello__greet".to_owned()) {
+        if tool_names(&session)
+            .await
+            .contains(&"hello__greet".to_owned())
+        {
             listed = true;
             break;
         }
@@ -125,7 +140,11 @@ async fn hot_reload_adds_keeps_the_old_version_when_a_new_one_is_broken_and_remo
         "{failed:?}"
     );
     let still = call(&session, "hello__greet", json!({"name": "Bo"})).await?;
-    assert_eq!(first_text(&still), "Hello, Bo!", "the loaded version serves");
+    assert_eq!(
+        first_text(&still),
+        "Hello, Bo!",
+        "the loaded version serves"
+    );
     let plugins = admin(&session, "admin__plugins", json!({})).await;
     let hello = plugins["plugins"]
         .as_array()
@@ -151,13 +170,37 @@ async fn hot_reload_adds_keeps_the_old_version_when_a_new_one_is_broken_and_remo
     assert!(gone.is_err(), "an unknown tool after removal: {gone:?}");
     let kinds: Vec<String> = events(&session).await.into_iter().map(|e| e.1).collect();
     assert!(kinds.contains(&"removed".to_owned()), "{kinds:?}");
+
+    // `toolmesh plugin install` into the running host's directory: no restart.
+    let seen = watcher.changes();
+    let mut install: Vec<String> = host.args();
+    install.extend(["--no-bundled", "plugin", "install"].map(String::from));
+    install.push(hello_dir().display().to_string());
+    let args: Vec<&str> = install.iter().map(String::as_str).collect();
+    cli(Path::new(BIN), &args)?;
+    watcher
+        .changed_after(seen, Duration::from_secs(10))
+        .await
+        .expect("list_changed after install");
+    let mut answered = None;
+    for _ in 0..200 {
+        let result = call(&session, "hello__greet", json!({"name": "Di"})).await;
+        if let Ok(result) = result
+            && result.is_error != Some(true)
+        {
+            answered = Some(first_text(&result).to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answered.as_deref(), Some("Hello, Di!"));
     session.cancel().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart(
-) -> anyhow::Result<()> {
+async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart()
+-> anyhow::Result<()> {
     let host = TempHost::new()?;
     host.add_plugin(&hello_dir(), "hello")?;
     let mut cli_args: Vec<String> = host.args();
@@ -174,7 +217,11 @@ async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart
 
     let said = run(&["plugin", "pause", "hello", "--reason", "maintenance"])?;
     assert!(said.contains("paused"), "{said}");
-    assert!(tool_names(&session).await.contains(&"hello__greet".to_owned()));
+    assert!(
+        tool_names(&session)
+            .await
+            .contains(&"hello__greet".to_owned())
+    );
     let held = call(&session, "hello__greet", json!({"name": "A"})).await?;
     assert_eq!(held.is_error, Some(true));
     assert!(
@@ -192,14 +239,22 @@ async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart
         .changed_after(seen, Duration::from_secs(10))
         .await
         .expect("list_changed after disable");
-    assert!(!tool_names(&session).await.contains(&"hello__greet".to_owned()));
+    assert!(
+        !tool_names(&session)
+            .await
+            .contains(&"hello__greet".to_owned())
+    );
     let unknown = run(&["plugin", "pause", "nosuch"]).unwrap_err().to_string();
     assert!(unknown.contains("no plugin `nosuch`"), "{unknown}");
     session.cancel().await?;
 
     // The state survives a restart: still disabled, until enabled.
     let (session, watcher) = start(&host, "").await?;
-    assert!(!tool_names(&session).await.contains(&"hello__greet".to_owned()));
+    assert!(
+        !tool_names(&session)
+            .await
+            .contains(&"hello__greet".to_owned())
+    );
     let seen = watcher.changes();
     run(&["plugin", "enable", "hello"])?;
     watcher
@@ -215,8 +270,13 @@ async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart
         .await
         .expect("list_changed after reload");
     let history = run(&["plugin", "events", "--plugin", "hello"])?;
-    for kind in ["paused", "resumed", "disabled", "enabled", "reloaded", "loaded"] {
-        assert!(history.contains(&format!("\"{kind}\"")), "{kind} in {history}");
+    for kind in [
+        "paused", "resumed", "disabled", "enabled", "reloaded", "loaded",
+    ] {
+        assert!(
+            history.contains(&format!("\"{kind}\"")),
+            "{kind} in {history}"
+        );
     }
     assert!(history.contains("not needed"), "{history}");
     session.cancel().await?;
@@ -227,7 +287,10 @@ async fn lifecycle_from_the_cli_holds_calls_unlists_tools_and_survives_a_restart
 async fn a_breaker_opens_on_traps_refuses_at_once_then_a_probe_closes_it() -> anyhow::Result<()> {
     let host = TempHost::new()?;
     host.add_plugin(&toolmesh_test_support::test_plugin("hostile"), "hostile")?;
-    let config = "[levels.untrusted.breaker]\nfailures = 3\nwindow_ms = 60000\nratio = 0.25\ncooldown_ms = 1500\n";
+    let config = "[monitor]\nrollup_s = 1\n\
+        [levels.untrusted.breaker]\nfailures = 3\nwindow_ms = 60000\nratio = 0.25\ncooldown_ms = 1500\n\
+        [[alerts]]\nname = \"breakers\"\nkind = \"breaker_opened\"\n\
+        [[alerts]]\nname = \"errors\"\nkind = \"error_ratio\"\nthreshold = 0.5\nmin_calls = 5\n";
     let (session, _) = start(&host, config).await?;
 
     // Tool errors the plugin returns on purpose do not count (six of them
@@ -241,17 +304,25 @@ async fn a_breaker_opens_on_traps_refuses_at_once_then_a_probe_closes_it() -> an
 
     for _ in 0..3 {
         let crashed = call(&session, "hostile__panic", json!({"message": "boom"})).await?;
-        assert!(first_text(&crashed).contains("crashed"), "{}", first_text(&crashed));
+        assert!(
+            first_text(&crashed).contains("crashed"),
+            "{}",
+            first_text(&crashed)
+        );
     }
     let refused_at = Instant::now();
     let refused = call(&session, "hostile__noop", json!({})).await?;
     let refusal = first_text(&refused).to_owned();
     assert_eq!(refused.is_error, Some(true));
     assert!(
-        refusal.contains("circuit breaker is open") && refusal.contains("lets a call through again in"),
+        refusal.contains("circuit breaker is open")
+            && refusal.contains("lets a call through again in"),
         "{refusal}"
     );
-    assert!(refused_at.elapsed() < Duration::from_millis(500), "refused at once");
+    assert!(
+        refused_at.elapsed() < Duration::from_millis(500),
+        "refused at once"
+    );
 
     // After the cool-down one call probes; its success closes the breaker.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -268,6 +339,39 @@ async fn a_breaker_opens_on_traps_refuses_at_once_then_a_probe_closes_it() -> an
     for kind in ["breaker_opened", "breaker_half_open", "breaker_closed"] {
         assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
     }
+
+    // The alert rules saw it: the breaker opening at once, the error ratio
+    // at the next rollup; acknowledging one closes it.
+    let mut rules = Vec::new();
+    for _ in 0..200 {
+        let alerts = admin(&session, "admin__alerts", json!({})).await;
+        rules = alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["rule"].as_str().unwrap_or_default().to_owned(),
+                    a["id"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect::<Vec<_>>();
+        if rules.iter().any(|(r, _)| r == "errors") && rules.iter().any(|(r, _)| r == "breakers") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, id) = rules
+        .iter()
+        .find(|(r, _)| r == "breakers")
+        .cloned()
+        .unwrap_or_else(|| panic!("a breaker alert in {rules:?}"));
+    assert!(
+        rules.iter().any(|(r, _)| r == "errors"),
+        "an error-ratio alert in {rules:?}"
+    );
+    let acked = admin(&session, "admin__ack_alert", json!({"id": id})).await;
+    assert_eq!(acked["alert"]["acknowledged"], true);
     session.cancel().await?;
     Ok(())
 }
@@ -281,7 +385,10 @@ async fn a_load_hook_refuses_with_its_reason_and_cannot_stall_the_host() -> anyh
     let (session, _) = start(&host, config).await?;
     let names = tool_names(&session).await;
     assert!(names.contains(&"hello__greet".to_owned()));
-    assert!(!names.iter().any(|n| n.starts_with("hostile__")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("hostile__")),
+        "{names:?}"
+    );
     let failed = events(&session)
         .await
         .into_iter()
@@ -293,7 +400,8 @@ async fn a_load_hook_refuses_with_its_reason_and_cannot_stall_the_host() -> anyh
     );
     session.cancel().await?;
 
-    let spin = "[levels.untrusted]\ntimeout_ms = 500\n[plugins.hostile.config]\nspin_on_load = true\n";
+    let spin =
+        "[levels.untrusted]\ntimeout_ms = 500\n[plugins.hostile.config]\nspin_on_load = true\n";
     let started = Instant::now();
     let (session, _) = start(&host, spin).await?;
     let names = tool_names(&session).await;
@@ -304,7 +412,8 @@ async fn a_load_hook_refuses_with_its_reason_and_cannot_stall_the_host() -> anyh
         .find(|e| e.0 == "hostile" && e.1 == "failed")
         .expect("a failed event");
     assert!(
-        failed.2.contains("load hook") && (failed.2.contains("deadline") || failed.2.contains("fuel")),
+        failed.2.contains("load hook")
+            && (failed.2.contains("deadline") || failed.2.contains("fuel")),
         "{failed:?}"
     );
     eprintln!("start with a spinning load hook: {:?}", started.elapsed());
@@ -318,8 +427,7 @@ async fn admin_actions_need_the_admin_scope_over_http() -> anyhow::Result<()> {
     host.add_plugin(&hello_dir(), "hello")?;
     let mut args = host.args();
     args.push("--no-bundled".into());
-    let agent_key = add_client(Path::new(BIN), &args, "agent", "alice", &[])?;
-    let ops_key = add_client(Path::new(BIN), &args, "ops", "operator", &["--scope", "admin"])?;
+    let (ops_key, agent_key) = operator_and_agent_keys(Path::new(BIN), &args)?;
     let server = HttpHost::start(Path::new(BIN), &args, &[]).await?;
 
     let agent = server.connect((), Some(&agent_key)).await?;
@@ -330,12 +438,28 @@ async fn admin_actions_need_the_admin_scope_over_http() -> anyhow::Result<()> {
         .map(|t| t.name.to_string())
         .collect();
     assert!(listed.contains(&"hello__greet".to_owned()));
-    assert!(!listed.iter().any(|n| n.starts_with("admin__")), "{listed:?}");
-    let refused = call(&agent, "admin__plugin", json!({"plugin": "hello", "action": "pause"})).await?;
+    assert!(
+        !listed.iter().any(|n| n.starts_with("admin__")),
+        "{listed:?}"
+    );
+    let refused = call(
+        &agent,
+        "admin__plugin",
+        json!({"plugin": "hello", "action": "pause"}),
+    )
+    .await?;
     assert_eq!(refused.is_error, Some(true));
-    assert!(first_text(&refused).contains("lacks the admin scope"), "{}", first_text(&refused));
+    assert!(
+        first_text(&refused).contains("lacks the admin scope"),
+        "{}",
+        first_text(&refused)
+    );
     let still = call(&agent, "hello__greet", json!({"name": "A"})).await?;
-    assert_eq!(first_text(&still), "Hello, A!", "the refused pause did nothing");
+    assert_eq!(
+        first_text(&still),
+        "Hello, A!",
+        "the refused pause did nothing"
+    );
 
     let http = reqwest::Client::new();
     let login = http
@@ -361,44 +485,34 @@ async fn admin_actions_need_the_admin_scope_over_http() -> anyhow::Result<()> {
 
     // The admin pauses over MCP and over the dashboard's API.
     let ops = server.connect((), Some(&ops_key)).await?;
-    let paused = call(&ops, "admin__plugin", json!({"plugin": "hello", "action": "pause", "reason": "ops"})).await?;
+    let paused = call(
+        &ops,
+        "admin__plugin",
+        json!({"plugin": "hello", "action": "pause", "reason": "ops"}),
+    )
+    .await?;
     assert_ne!(paused.is_error, Some(true), "{}", first_text(&paused));
     let held = call(&agent, "hello__greet", json!({"name": "A"})).await?;
-    assert!(first_text(&held).contains("paused by the operator"), "{}", first_text(&held));
+    assert!(
+        first_text(&held).contains("paused by the operator"),
+        "{}",
+        first_text(&held)
+    );
 
-    let signed: Value = http
-        .post(server.url_of("/api/login"))
-        .json(&json!({"key": ops_key}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let csrf = signed["csrf"].as_str().expect("csrf").to_owned();
-    let login = http
-        .post(server.url_of("/api/login"))
-        .json(&json!({"key": ops_key}))
-        .send()
-        .await?;
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    let csrf_of_session = login.json::<Value>().await?["csrf"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, csrf) = dashboard_sign_in(&server, &ops_key).await?;
+    let (session_cookie, csrf_of_session) = dashboard_sign_in(&server, &ops_key).await?;
     assert_ne!(csrf, csrf_of_session, "each session has its own token");
-    let session_cookie = cookie.split(';').next().unwrap_or_default().to_owned();
     let forged = http
         .post(server.url_of("/api/plugins/hello/resume"))
         .header("cookie", &session_cookie)
         .header("x-csrf-token", &csrf)
         .send()
         .await?;
-    assert_eq!(forged.status(), 403, "another session's CSRF token is refused");
+    assert_eq!(
+        forged.status(),
+        403,
+        "another session's CSRF token is refused"
+    );
     let resumed = http
         .post(server.url_of("/api/plugins/hello/resume"))
         .header("cookie", &session_cookie)

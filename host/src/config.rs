@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::http::config::HttpConfig;
+use crate::level::{LevelOverrides, Levels};
 use crate::monitor::MonitorConfig;
 use crate::monitor::alerting::AlertRule;
-use crate::level::{LevelOverrides, Levels};
 use crate::p2p::P2pConfig;
 use crate::plugin::trust::{REFUSE, TrustPolicy};
 

@@ -25,6 +25,7 @@ const ADMIN_KEY = process.env.TOOLMESH_ADMIN_KEY || '';
 const TOOLS_KEY = process.env.TOOLMESH_TOOLS_KEY || '';
 const SHOTS = process.env.SCREENSHOT_DIR || path.join(os.tmpdir(), 'toolmesh-dashboard-screenshots');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ROUNDS = Math.max(1, Number(process.env.ROUNDS) || 1); // repeats of the timed steps (the benchmark's)
 const WAIT = 10_000;          // per wait in the page
 const LINE_WAIT = 120_000;    // for the Rust side to answer a `wait`
 const CALL_TO_SCREEN_MAX_MS = 1000;
@@ -176,13 +177,15 @@ async function main() {
   check(who.length > 0, '#signed-in-as is empty after signing in');
   log('signed in as', JSON.stringify(who));
 
-  t = Date.now();
-  await page.reload({ waitUntil: 'commit' });
-  seen = await seenAt(() => {
-    const tile = document.querySelector('#tile-calls');
-    return !!tile && tile.textContent.trim().length > 0 && !!document.querySelector('#recent-calls') ? Date.now() : false;
-  });
-  out({ measure: 'initial_load_ms', value: seen - t });
+  for (let round = 0; round < ROUNDS; round++) {
+    t = Date.now();
+    await page.reload({ waitUntil: 'commit' });
+    seen = await seenAt(() => {
+      const tile = document.querySelector('#tile-calls');
+      return !!tile && tile.textContent.trim().length > 0 && !!document.querySelector('#recent-calls') ? Date.now() : false;
+    });
+    out({ measure: 'initial_load_ms', value: seen - t });
+  }
 
   const cookies = await context.cookies(URL_BASE);
   const session = cookies.find((c) => c.name === 'toolmesh_session') || (cookies.length === 1 ? cookies[0] : null);
@@ -193,21 +196,23 @@ async function main() {
   await page.waitForTimeout(1500); // a few overview events for the charts
   await shot('overview.png');
 
-  // 4. a real MCP call shows up in the recent calls
-  const afterSeq = await page.$$eval('#recent-calls tbody tr',
-    (rows) => rows.reduce((m, r) => Math.max(m, Number(r.getAttribute('data-seq')) || 0), 0));
-  const answer = await waitFor('call', { after_seq: afterSeq });
-  const calledAt = Number(answer && answer.called_at_ms);
-  check(Number.isFinite(calledAt) && calledAt > 0, `bad called_at_ms in ${JSON.stringify(answer)}`);
-  seen = await seenAt((n) => {
-    for (const tr of document.querySelectorAll('#recent-calls tbody tr')) {
-      if (Number(tr.getAttribute('data-seq')) > n && tr.getAttribute('data-tool') === 'hello__greet') return Date.now();
-    }
-    return false;
-  }, afterSeq);
-  const callToScreen = Math.max(0, seen - calledAt);
-  out({ measure: 'call_to_screen_ms', value: callToScreen });
-  check(callToScreen <= CALL_TO_SCREEN_MAX_MS, `the call reached the screen after ${callToScreen} ms (limit ${CALL_TO_SCREEN_MAX_MS} ms)`);
+  // 4. a real MCP call shows up in the recent calls (ROUNDS times)
+  for (let round = 0; round < ROUNDS; round++) {
+    const afterSeq = await page.$$eval('#recent-calls tbody tr',
+      (rows) => rows.reduce((m, r) => Math.max(m, Number(r.getAttribute('data-seq')) || 0), 0));
+    const answer = await waitFor('call', { after_seq: afterSeq });
+    const calledAt = Number(answer && answer.called_at_ms);
+    check(Number.isFinite(calledAt) && calledAt > 0, `bad called_at_ms in ${JSON.stringify(answer)}`);
+    seen = await seenAt((n) => {
+      for (const tr of document.querySelectorAll('#recent-calls tbody tr')) {
+        if (Number(tr.getAttribute('data-seq')) > n && tr.getAttribute('data-tool') === 'hello__greet') return Date.now();
+      }
+      return false;
+    }, afterSeq);
+    const callToScreen = Math.max(0, seen - calledAt);
+    out({ measure: 'call_to_screen_ms', value: callToScreen });
+    check(callToScreen <= CALL_TO_SCREEN_MAX_MS, `the call reached the screen after ${callToScreen} ms (limit ${CALL_TO_SCREEN_MAX_MS} ms)`);
+  }
 
   // 5. tool runner
   await page.click('a[data-view="runner"]');

@@ -46,6 +46,16 @@ fn write_listing(out: &mut String, stack: &Stack, plugins_dir: &Path) -> std::fm
             writeln!(out, "  - {}: {}", tool.qualified_name, tool.description)?;
         }
     }
+    for (name, source) in stack.control.known() {
+        let record = stack.ops.states.get(&name);
+        if record.state == crate::ops::state::PluginState::Disabled {
+            let why = record.reason.map(|r| format!(": {r}")).unwrap_or_default();
+            writeln!(
+                out,
+                "\nDISABLED {name} from {source}{why} (`toolmesh plugin enable {name}`)"
+            )?;
+        }
+    }
     for failure in &stack.failures {
         writeln!(out, "\nREFUSED {failure}")?;
     }

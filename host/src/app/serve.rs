@@ -15,18 +15,18 @@ use super::Stack;
 use crate::audit::{self, AuditLog};
 use crate::config::Config;
 use crate::control;
+use crate::dashboard::Dashboard;
 use crate::http::HttpServer;
 use crate::mcp::McpServer;
+use crate::monitor::Monitor;
+use crate::ops::view::Quotas;
+use crate::ops::{self, control::Action, events::EventKind};
 use crate::p2p::Mesh;
 use crate::p2p::mesh::MeshPaths;
-use crate::service::mesh_tools::MeshTools;
-use crate::ops::{self, control::Action, events::EventKind};
 use crate::plugin::Source;
 use crate::plugin::loader::manifest_name;
 use crate::service::admin_tools::AdminTools;
-use crate::dashboard::Dashboard;
-use crate::monitor::Monitor;
-use crate::ops::view::Quotas;
+use crate::service::mesh_tools::MeshTools;
 use crate::stats;
 
 /// What to serve.

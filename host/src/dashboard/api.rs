@@ -40,8 +40,14 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
 pub fn routes() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(index))
-        .route("/assets/app.js", get(|| asset(super::APP_JS, "text/javascript; charset=utf-8")))
-        .route("/assets/app.css", get(|| asset(super::APP_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/assets/app.js",
+            get(|| asset(super::APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| asset(super::APP_CSS, "text/css; charset=utf-8")),
+        )
         .route("/metrics", get(metrics))
         .route("/api/login", post(login))
         .route("/api/session", get(session))
@@ -68,15 +74,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
 
 async fn index() -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], super::INDEX_HTML)
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        super::INDEX_HTML,
+    )
         .into_response();
     response
         .headers_mut()
@@ -153,7 +171,12 @@ async fn login(State(state): State<Arc<HttpState>>, request: Request) -> Respons
     }
     let body = match axum::body::to_bytes(request.into_body(), 64 << 10).await {
         Ok(body) => body,
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the sign-in request is too large"),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the sign-in request is too large",
+            );
+        }
     };
     let Ok(Login { key }) = serde_json::from_slice::<Login>(&body) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"key\": \"<API key>\"}");
@@ -189,14 +212,18 @@ async fn login(State(state): State<Arc<HttpState>>, request: Request) -> Respons
         );
     }
     let Some((id, session)) = dashboard.sessions.start(authenticated.client.clone()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session id");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for a session id",
+        );
     };
     let secure = if state.is_tls() { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         TTL.as_secs()
     );
-    let mut response = Json(json!({"client": session.client, "csrf": session.csrf})).into_response();
+    let mut response =
+        Json(json!({"client": session.client, "csrf": session.csrf})).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -263,7 +290,9 @@ pub fn overview(
     let rates = ops.feed.rates();
     let mut states = BTreeMap::from([("enabled", 0), ("paused", 0), ("disabled", 0)]);
     for name in control.known().into_keys() {
-        *states.entry(ops.states.get(&name).state.name()).or_default() += 1;
+        *states
+            .entry(ops.states.get(&name).state.name())
+            .or_default() += 1;
     }
     let process = service.process();
     let mut value = json!({
@@ -332,13 +361,16 @@ async fn plugin_action(
         }
     };
     let reason = Some(match reason.reason.filter(|r| !r.trim().is_empty()) {
-        Some(r) => format!("{} (by {} on the dashboard)", crate::text::truncate(&r, 1024), session.client),
+        Some(r) => format!(
+            "{} (by {} on the dashboard)",
+            crate::text::truncate(&r, 1024),
+            session.client
+        ),
         None => format!("by {} on the dashboard", session.client),
     });
     match d.control.apply(&name, action, reason).await {
-        Ok(message) => {
-            Json(json!({"message": message, "plugin": view::plugin(&d.control, &name)})).into_response()
-        }
+        Ok(message) => Json(json!({"message": message, "plugin": view::plugin(&d.control, &name)}))
+            .into_response(),
         Err(e) if e.starts_with("no plugin") => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::CONFLICT, e),
     }
@@ -421,7 +453,11 @@ async fn history(
         Ok((d, _)) => d,
         Err(response) => return response,
     };
-    match d.monitor.history.range(q.range.as_deref().unwrap_or("hour")) {
+    match d
+        .monitor
+        .history
+        .range(q.range.as_deref().unwrap_or("hour"))
+    {
         Ok(range) => Json(range).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
@@ -466,7 +502,12 @@ async fn ack(
         Ok(ok) => ok,
         Err(response) => return response,
     };
-    match d.service.operations().alerts.acknowledge(id, &session.client) {
+    match d
+        .service
+        .operations()
+        .alerts
+        .acknowledge(id, &session.client)
+    {
         Some(alert) => Json(json!({"alert": alert})).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no alert {id}")),
     }
@@ -564,6 +605,9 @@ async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Res
     }
     match d.metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the metrics could not be encoded"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics could not be encoded",
+        ),
     }
 }

@@ -70,7 +70,8 @@ impl Dashboard {
             mesh: mesh.clone(),
             http,
         });
-        let (overview, task) = live::OverviewTask::start(service.clone(), control.clone(), mesh.clone());
+        let (overview, task) =
+            live::OverviewTask::start(service.clone(), control.clone(), mesh.clone());
         Arc::new(Self {
             service,
             control,

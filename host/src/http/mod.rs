@@ -38,8 +38,8 @@ use tower::ServiceExt as _;
 
 use crate::audit::AuditLog;
 use crate::dashboard::Dashboard;
-use crate::monitor::metrics::HttpCounters;
 use crate::mcp::McpServer;
+use crate::monitor::metrics::HttpCounters;
 use crate::service::ToolService;
 use auth::Authenticator;
 use config::HttpConfig;
@@ -72,7 +72,10 @@ impl HttpState {
     }
 
     /// Who sent a request with `headers`.
-    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<auth::Authenticated, auth::Refused> {
+    pub fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<auth::Authenticated, auth::Refused> {
         self.auth.authenticate(headers)
     }
 

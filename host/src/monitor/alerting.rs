@@ -192,8 +192,11 @@ pub fn peers_lost(
 ) {
     for lost in before.difference(now) {
         for rule in rules.iter().filter(|r| r.kind == RuleKind::PeerLost) {
-            ops.alerts
-                .raise(&rule.name, lost, format!("peer {lost} is no longer connected"));
+            ops.alerts.raise(
+                &rule.name,
+                lost,
+                format!("peer {lost} is no longer connected"),
+            );
         }
     }
 }
@@ -244,7 +247,11 @@ mod tests {
         check_rollup(&rules, &rollup, &ops);
         let alerts = ops.alerts.all();
         assert_eq!(alerts.len(), 3, "{alerts:?}");
-        assert!(alerts.iter().any(|a| a.message.contains("6 of 10 calls failed")));
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.message.contains("6 of 10 calls failed"))
+        );
         assert!(rule(RuleKind::ErrorRatio, 2.0).check().is_err());
         let mut unnamed = rule(RuleKind::PeerLost, 1.0);
         unnamed.name.clear();

@@ -159,7 +159,10 @@ impl Collector for Sources {
             })
             .collect();
         let id = |t: &crate::plugin::tool::Tool| {
-            [("plugin", t.namespace.clone()), ("tool", t.qualified_name.clone())]
+            [
+                ("plugin", t.namespace.clone()),
+                ("tool", t.qualified_name.clone()),
+            ]
         };
         counter(
             e,
@@ -169,7 +172,10 @@ impl Collector for Sources {
             tools.iter().flat_map(|(t, c)| {
                 Outcome::ALL.iter().enumerate().map(move |(i, o)| {
                     let [plugin, tool] = id(t);
-                    ([plugin, tool, ("outcome", o.name().to_owned())], c.outcomes[i])
+                    (
+                        [plugin, tool, ("outcome", o.name().to_owned())],
+                        c.outcomes[i],
+                    )
                 })
             }),
         )?;
@@ -187,12 +193,14 @@ impl Collector for Sources {
                     .map(|(&bound, &n)| (bound as f64 / 1e6, n))
                     .chain(std::iter::once((f64::INFINITY, c.calls)))
                     .collect();
-                family.encode_family(&id(t))?.encode_histogram::<NoLabelSet>(
-                    c.latency_sum_us as f64 / 1e6,
-                    c.calls,
-                    &buckets,
-                    None,
-                )?;
+                family
+                    .encode_family(&id(t))?
+                    .encode_histogram::<NoLabelSet>(
+                        c.latency_sum_us as f64 / 1e6,
+                        c.calls,
+                        &buckets,
+                        None,
+                    )?;
             }
         }
         counter(
@@ -207,7 +215,9 @@ impl Collector for Sources {
             "toolmesh_tool_peak_memory",
             "The largest linear memory any call of the tool had.",
             Some(&Unit::Bytes),
-            tools.iter().map(|(t, c)| (id(t), c.peak_memory_bytes as u64)),
+            tools
+                .iter()
+                .map(|(t, c)| (id(t), c.peak_memory_bytes as u64)),
         )?;
         counter(
             e,
@@ -231,7 +241,10 @@ impl Collector for Sources {
             tools.iter().flat_map(|(t, c)| {
                 QuotaKind::ALL.iter().enumerate().map(move |(i, q)| {
                     let [plugin, tool] = id(t);
-                    ([plugin, tool, ("quota", q.name().to_owned())], c.quota_hits[i])
+                    (
+                        [plugin, tool, ("quota", q.name().to_owned())],
+                        c.quota_hits[i],
+                    )
                 })
             }),
         )?;
@@ -244,13 +257,17 @@ impl Collector for Sources {
             None,
             known.iter().flat_map(|name| {
                 let state = ops.states.get(name).state;
-                [PluginState::Enabled, PluginState::Paused, PluginState::Disabled]
-                    .map(|s| {
-                        (
-                            [("plugin", name.clone()), ("state", s.name().to_owned())],
-                            i64::from(s == state),
-                        )
-                    })
+                [
+                    PluginState::Enabled,
+                    PluginState::Paused,
+                    PluginState::Disabled,
+                ]
+                .map(|s| {
+                    (
+                        [("plugin", name.clone()), ("state", s.name().to_owned())],
+                        i64::from(s == state),
+                    )
+                })
             }),
         )?;
         gauge(
@@ -258,8 +275,10 @@ impl Collector for Sources {
             "toolmesh_plugin_breaker_state",
             "Each plugin's circuit breaker (1 for the position it is in).",
             None,
-            known.iter().filter_map(|name| Some((name, ops.breaker(name)?))).flat_map(
-                |(name, view)| {
+            known
+                .iter()
+                .filter_map(|name| Some((name, ops.breaker(name)?)))
+                .flat_map(|(name, view)| {
                     [
                         (Position::Closed, "closed"),
                         (Position::Open, "open"),
@@ -271,8 +290,7 @@ impl Collector for Sources {
                             i64::from(p == view.state),
                         )
                     })
-                },
-            ),
+                }),
         )?;
         let requests: Vec<_> = locked(&self.http.requests)
             .iter()
@@ -304,10 +322,13 @@ impl Collector for Sources {
         if let Some(mesh) = &self.mesh {
             let peers = mesh.peers();
             let connected = peers.iter().filter(|p| p.connected).count();
-            gauge(e, "toolmesh_mesh_peers", "Peers this host knows.", None, [(
-                NO_LABELS,
-                peers.len() as i64,
-            )])?;
+            gauge(
+                e,
+                "toolmesh_mesh_peers",
+                "Peers this host knows.",
+                None,
+                [(NO_LABELS, peers.len() as i64)],
+            )?;
             gauge(
                 e,
                 "toolmesh_mesh_peers_connected",
@@ -334,10 +355,13 @@ impl Collector for Sources {
                 [(NO_LABELS, traffic.in_progress().len() as i64)],
             )?;
         }
-        gauge(e, "toolmesh_alerts_open", "Unacknowledged alerts.", None, [(
-            NO_LABELS,
-            ops.alerts.open_alerts().len() as i64,
-        )])?;
+        gauge(
+            e,
+            "toolmesh_alerts_open",
+            "Unacknowledged alerts.",
+            None,
+            [(NO_LABELS, ops.alerts.open_alerts().len() as i64)],
+        )?;
         if let Some(process) = self.service.process() {
             gauge(
                 e,

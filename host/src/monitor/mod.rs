@@ -94,7 +94,11 @@ impl Monitor {
         let rules: Arc<[AlertRule]> = rules.into();
         history.baseline(&service.tools());
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(roll(history.clone(), rules.clone(), service.clone())));
+        tasks.push(tokio::spawn(roll(
+            history.clone(),
+            rules.clone(),
+            service.clone(),
+        )));
         tasks.push(tokio::spawn(watch_breakers(rules.clone(), service.clone())));
         if rules.iter().any(|r| r.kind == alerting::RuleKind::Budget) {
             tasks.push(tokio::spawn(watch_budgets(rules.clone(), service.clone())));

@@ -249,7 +249,9 @@ fn totals(s: &State, now: Instant) -> (u32, u32) {
     s.slices
         .iter()
         .filter(|slice| (slice.calls > 0) && slice.epoch >= oldest && slice.epoch <= epoch)
-        .fold((0, 0), |(c, f), slice| (c + slice.calls, f + slice.failures))
+        .fold((0, 0), |(c, f), slice| {
+            (c + slice.calls, f + slice.failures)
+        })
 }
 
 #[cfg(test)]
@@ -276,13 +278,20 @@ mod tests {
         assert!(matches!(opened, Some(Transition::Opened(_))), "{opened:?}");
         let tripped = b.admit(t + Duration::from_secs(1)).unwrap_err();
         assert_eq!(tripped.retry_in, Duration::from_secs(4));
-        assert!(tripped.reason.contains("3 of the last 3"), "{}", tripped.reason);
+        assert!(
+            tripped.reason.contains("3 of the last 3"),
+            "{}",
+            tripped.reason
+        );
         let after = t + Duration::from_secs(6);
         let (pass, change) = b.admit(after).unwrap();
         assert_eq!((pass, change), (Pass::Probe, Some(Transition::HalfOpened)));
         // While the probe runs, others are refused.
         assert!(b.admit(after).is_err());
-        assert_eq!(b.record(Pass::Probe, false, after), Some(Transition::Closed));
+        assert_eq!(
+            b.record(Pass::Probe, false, after),
+            Some(Transition::Closed)
+        );
         assert_eq!(b.admit(after).unwrap().0, Pass::Normal);
         assert_eq!(b.view(after, 0).state, Position::Closed);
     }
@@ -296,7 +305,10 @@ mod tests {
         }
         let later = t + Duration::from_secs(5);
         let (pass, _) = b.admit(later).unwrap();
-        assert!(matches!(b.record(pass, true, later), Some(Transition::Opened(_))));
+        assert!(matches!(
+            b.record(pass, true, later),
+            Some(Transition::Opened(_))
+        ));
         assert!(b.admit(later + Duration::from_secs(1)).is_err());
     }
 
@@ -308,13 +320,20 @@ mod tests {
             b.record(Pass::Normal, false, t);
         }
         for _ in 0..4 {
-            assert_eq!(b.record(Pass::Normal, true, t), None, "4 of 14 is under 50%");
+            assert_eq!(
+                b.record(Pass::Normal, true, t),
+                None,
+                "4 of 14 is under 50%"
+            );
         }
         // Twenty seconds on, the window holds none of them.
         let later = t + Duration::from_secs(20);
         assert_eq!(b.view(later, 0).failures, 0);
         b.record(Pass::Normal, true, later);
         b.record(Pass::Normal, true, later);
-        assert!(matches!(b.record(Pass::Normal, true, later), Some(Transition::Opened(_))));
+        assert!(matches!(
+            b.record(Pass::Normal, true, later),
+            Some(Transition::Opened(_))
+        ));
     }
 }

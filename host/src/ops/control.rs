@@ -187,7 +187,9 @@ impl PluginControl {
                 if let Some(old) = self.registry.remove(name) {
                     self.unloaded(old);
                 }
-                Ok(format!("plugin `{name}` disabled: its tools are no longer listed"))
+                Ok(format!(
+                    "plugin `{name}` disabled: its tools are no longer listed"
+                ))
             }
             Action::Pause | Action::Resume => {
                 let (to, kind) = if action == Action::Pause {
@@ -205,7 +207,14 @@ impl PluginControl {
                     return Ok(format!("plugin `{name}` is already {}", to.name()));
                 }
                 self.ops.set_state(name, to, kind, reason)?;
-                Ok(format!("plugin `{name}` {}", if to == PluginState::Paused { "paused" } else { "resumed" }))
+                Ok(format!(
+                    "plugin `{name}` {}",
+                    if to == PluginState::Paused {
+                        "paused"
+                    } else {
+                        "resumed"
+                    }
+                ))
             }
             Action::Reload => {
                 let Some(current) = loaded else {
@@ -215,7 +224,10 @@ impl PluginControl {
                     ));
                 };
                 let plugin = self.load(name, &current.source).await?;
-                self.serve(plugin, Some(reason.unwrap_or_else(|| "by the operator".into())))?;
+                self.serve(
+                    plugin,
+                    Some(reason.unwrap_or_else(|| "by the operator".into())),
+                )?;
                 Ok(format!("plugin `{name}` reloaded"))
             }
         }
@@ -258,7 +270,10 @@ impl PluginControl {
         self.ops.set_last_error(&name, None);
         self.sources().insert(name.clone(), source.clone());
         let (kind, reason) = match (replaced, reloaded) {
-            (true, reason) => (EventKind::Reloaded, reason.or(Some(format!("from {source}")))),
+            (true, reason) => (
+                EventKind::Reloaded,
+                reason.or(Some(format!("from {source}"))),
+            ),
             (false, _) => (EventKind::Loaded, Some(format!("from {source}"))),
         };
         self.ops.events.record(&name, kind, reason);
@@ -294,7 +309,8 @@ impl PluginControl {
             state.fingerprints.insert(path.clone(), print);
             let name = manifest_name(path);
             if let Some(name) = &name {
-                self.sources().insert(name.clone(), Source::Dir(path.clone()));
+                self.sources()
+                    .insert(name.clone(), Source::Dir(path.clone()));
                 if self.ops.states.get(name).state == PluginState::Disabled {
                     continue;
                 }
@@ -324,7 +340,9 @@ impl PluginControl {
                     } else {
                         message
                     };
-                    self.ops.events.record(&label, EventKind::Failed, Some(message));
+                    self.ops
+                        .events
+                        .record(&label, EventKind::Failed, Some(message));
                     self.ops.changed();
                 }
             }
@@ -352,7 +370,9 @@ impl PluginControl {
             );
             self.ops.changed();
             let bundled = self.set.bundled
-                && BUNDLED.iter().any(|b| bundled_name(b).as_deref() == Some(name.as_str()));
+                && BUNDLED
+                    .iter()
+                    .any(|b| bundled_name(b).as_deref() == Some(name.as_str()));
             if bundled {
                 self.sources().insert(name.clone(), Source::Bundled);
                 if let Ok(plugin) = self.load(&name, &Source::Bundled).await {
@@ -392,7 +412,11 @@ fn fingerprint(dir: &Path) -> std::io::Result<blake3::Hash> {
     entries.sort();
     let mut hasher = blake3::Hasher::new();
     for path in entries {
-        hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        hasher.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
         hasher.update(&[0]);
         hasher.update_reader(std::fs::File::open(&path)?)?;
         hasher.update(&[0]);

@@ -310,7 +310,10 @@ mod tests {
         ops.finish(ops.admit("flaky").unwrap(), Outcome::Trap);
         let held = ops.admit("flaky").unwrap_err();
         assert_eq!(held.outcome(), Outcome::BreakerOpen);
-        assert!(held.message().contains("circuit breaker is open"), "{held:?}");
+        assert!(
+            held.message().contains("circuit breaker is open"),
+            "{held:?}"
+        );
         assert_eq!(ops.events.recent(1)[0].kind, EventKind::BreakerOpened);
 
         ops.track("quiet", BreakerPolicy::default());
@@ -323,7 +326,8 @@ mod tests {
         .unwrap();
         let held = ops.admit("quiet").unwrap_err();
         assert!(
-            held.message().contains("paused by the operator (maintenance)"),
+            held.message()
+                .contains("paused by the operator (maintenance)"),
             "{held:?}"
         );
         ops.set_state("quiet", PluginState::Enabled, EventKind::Resumed, None)

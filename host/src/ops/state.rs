@@ -146,7 +146,12 @@ mod tests {
         assert_eq!(again.get("hello"), paused);
         assert_eq!(again.disabled(), vec!["neural".to_owned()]);
         again.set("neural", StateRecord::default()).unwrap();
-        assert!(PluginStates::open(Some(path)).unwrap().disabled().is_empty());
+        assert!(
+            PluginStates::open(Some(path))
+                .unwrap()
+                .disabled()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -155,6 +160,9 @@ mod tests {
         let path = dir.path().join("plugins.json");
         std::fs::write(&path, "{not json").unwrap();
         let e = PluginStates::open(Some(path)).unwrap_err();
-        assert!(e.contains("plugins.json") && e.contains("fix or remove"), "{e}");
+        assert!(
+            e.contains("plugins.json") && e.contains("fix or remove"),
+            "{e}"
+        );
     }
 }

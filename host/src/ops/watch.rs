@@ -38,16 +38,15 @@ pub fn start(control: Arc<PluginControl>) -> Result<Option<DirWatch>, String> {
         return Ok(None);
     };
     let (changes, mut changed) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.kind.is_access() => {}
             Ok(_) => {
                 let _ = changes.send(());
             }
             Err(e) => tracing::warn!("watching the plugin directory: {e}"),
-        }
-    })
-    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        })
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     watcher
         .watch(&dir, RecursiveMode::Recursive)
         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;

@@ -3,9 +3,9 @@
 //! and the metrics). Counting is two relaxed atomic adds per chunk.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use serde::Serialize;
 

@@ -318,16 +318,18 @@ impl Loader {
     }
 
     /// Loads plugin `name` from `source`.
-    pub async fn load_source(&self, name: &str, source: &Source) -> Result<LoadedPlugin, LoadError> {
+    pub async fn load_source(
+        &self,
+        name: &str,
+        source: &Source,
+    ) -> Result<LoadedPlugin, LoadError> {
         match source {
             Source::Dir(dir) => self.load_dir(dir).await,
             Source::Bundled => {
                 let bundled = BUNDLED
                     .iter()
                     .find(|b| bundled_name(b).as_deref() == Some(name))
-                    .ok_or_else(|| {
-                        LoadError::Manifest(format!("no bundled plugin `{name}`"))
-                    })?;
+                    .ok_or_else(|| LoadError::Manifest(format!("no bundled plugin `{name}`")))?;
                 self.load_bundled(bundled).await
             }
         }

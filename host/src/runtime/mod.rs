@@ -33,8 +33,8 @@ use crate::wit::{
 };
 pub use cache::Origin;
 pub use engine::EPOCH_TICK;
-pub use exports::{Hook, WitVersion};
 use exports::{Export, Exported, Exports};
+pub use exports::{Hook, WitVersion};
 pub use size::output_size;
 pub use state::CallState;
 use state::STDERR_CAPACITY;

@@ -166,3 +166,37 @@ pub fn config_args(dir: &Path, toml: &str) -> anyhow::Result<Vec<String>> {
     std::fs::write(&path, toml)?;
     Ok(vec!["--config".into(), path.display().to_string()])
 }
+
+/// Adds two clients with the CLI, as an operator would: `ops` (agent
+/// `operator`, the admin scope) and `agent` (agent `alice`, tools only).
+/// Returns their keys, admin first.
+pub fn operator_and_agent_keys(binary: &Path, args: &[String]) -> anyhow::Result<(String, String)> {
+    let admin = add_client(binary, args, "ops", "operator", &["--scope", "admin"])?;
+    let agent = add_client(binary, args, "agent", "alice", &[])?;
+    Ok((admin, agent))
+}
+
+/// Signs in to `server`'s dashboard with `key`: the session cookie
+/// (`name=value`, for a `Cookie` header) and the session's CSRF token.
+pub async fn dashboard_sign_in(server: &HttpHost, key: &str) -> anyhow::Result<(String, String)> {
+    let login = reqwest::Client::new()
+        .post(server.url_of("/api/login"))
+        .json(&serde_json::json!({"key": key}))
+        .send()
+        .await?;
+    anyhow::ensure!(login.status().is_success(), "sign-in: {}", login.status());
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "the session cookie lacks HttpOnly or SameSite=Strict: {cookie}"
+    );
+    let body: serde_json::Value = login.json().await?;
+    let csrf = body["csrf"].as_str().unwrap_or_default().to_owned();
+    let pair = cookie.split(';').next().unwrap_or_default().to_owned();
+    Ok((pair, csrf))
+}

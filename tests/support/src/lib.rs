@@ -2,6 +2,7 @@
 //! script), temporary plugin and data directories, and a real MCP client
 //! (rmcp) connected to a `toolmesh serve` child process.
 
+pub mod browser;
 pub mod http;
 pub mod mesh;
 
