@@ -418,6 +418,34 @@ async fn a_load_hook_refuses_with_its_reason_and_cannot_stall_the_host() -> anyh
     );
     eprintln!("start with a spinning load hook: {:?}", started.elapsed());
     session.cancel().await?;
+
+    // The unload hook runs when the plugin stops serving (here: disabled).
+    let (session, _) = start(&host, "").await?;
+    let before = call(&session, "hostile__kv_get", json!({"key": "unloaded"})).await?;
+    assert_eq!(first_text(&before), "(unset)");
+    admin(
+        &session,
+        "admin__plugin",
+        json!({"plugin": "hostile", "action": "disable"}),
+    )
+    .await;
+    admin(
+        &session,
+        "admin__plugin",
+        json!({"plugin": "hostile", "action": "enable"}),
+    )
+    .await;
+    let mut marked = String::new();
+    for _ in 0..200 {
+        let after = call(&session, "hostile__kv_get", json!({"key": "unloaded"})).await?;
+        marked = first_text(&after).to_owned();
+        if marked != "(unset)" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(marked, "by the unload hook");
+    session.cancel().await?;
     Ok(())
 }
 

@@ -30,6 +30,12 @@ memory_bytes = 33554432
 blob_bytes = 4194304
 kv_bytes = 262144
 capabilities = ["log", "kv", "blobs", "progress", "fs-read", "fs-write", "env"]
+
+# The suite runs every hostile behaviour in a row, each ending in a quota or
+# a trap: the breaker would rightly open after five. Breakers are tested in
+# tests/operate.rs.
+[levels.untrusted.breaker]
+failures = 1000
 "#;
 
 const SECRET: &str = "the secret outside every preopen";

@@ -106,12 +106,15 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
     secured(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-fn dashboard(state: &HttpState) -> Result<&Arc<Dashboard>, Response> {
+/// A refusal, boxed (a response is large).
+type Refusal = Box<Response>;
+
+fn dashboard(state: &HttpState) -> Result<&Arc<Dashboard>, Refusal> {
     state.dashboard().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the host is loading its plugins; try again in a moment",
-        )
+        ))
     })
 }
 
@@ -119,7 +122,7 @@ fn dashboard(state: &HttpState) -> Result<&Arc<Dashboard>, Response> {
 fn signed_in<'a>(
     state: &'a HttpState,
     headers: &HeaderMap,
-) -> Result<(&'a Arc<Dashboard>, Session), Response> {
+) -> Result<(&'a Arc<Dashboard>, Session), Refusal> {
     let dashboard = dashboard(state)?;
     let session = headers
         .get_all(header::COOKIE)
@@ -129,10 +132,10 @@ fn signed_in<'a>(
         .and_then(|id| dashboard.sessions.get(id));
     match session {
         Some(session) => Ok((dashboard, session)),
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "sign in with an API key that has the admin scope",
-        )),
+        ))),
     }
 }
 
@@ -140,14 +143,14 @@ fn signed_in<'a>(
 fn acting<'a>(
     state: &'a HttpState,
     headers: &HeaderMap,
-) -> Result<(&'a Arc<Dashboard>, Session), Response> {
+) -> Result<(&'a Arc<Dashboard>, Session), Refusal> {
     let (dashboard, session) = signed_in(state, headers)?;
     let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     if !Sessions::csrf_ok(&session, token) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "missing or wrong CSRF token (`X-CSRF-Token`); reload the page",
-        ));
+        )));
     }
     Ok((dashboard, session))
 }
@@ -161,7 +164,7 @@ async fn login(State(state): State<Arc<HttpState>>, request: Request) -> Respons
     let ip = request.extensions().get::<RemoteAddr>().map(|r| r.0.ip());
     let dashboard = match dashboard(&state) {
         Ok(d) => d.clone(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !dashboard.sessions.may_try(ip) {
         return error(
@@ -169,14 +172,11 @@ async fn login(State(state): State<Arc<HttpState>>, request: Request) -> Respons
             "too many failed sign-ins from this address; wait a minute",
         );
     }
-    let body = match axum::body::to_bytes(request.into_body(), 64 << 10).await {
-        Ok(body) => body,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the sign-in request is too large",
-            );
-        }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 << 10).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the sign-in request is too large",
+        );
     };
     let Ok(Login { key }) = serde_json::from_slice::<Login>(&body) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"key\": \"<API key>\"}");
@@ -234,14 +234,14 @@ async fn login(State(state): State<Arc<HttpState>>, request: Request) -> Respons
 async fn session(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
         Ok((_, s)) => Json(json!({"client": s.client, "csrf": s.csrf})).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn logout(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let dashboard = match acting(&state, &headers) {
         Ok((d, _)) => d,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(id) = headers
         .get_all(header::COOKIE)
@@ -322,14 +322,14 @@ async fn overview_route(State(state): State<Arc<HttpState>>, headers: HeaderMap)
         Ok((d, _)) => {
             Json(overview(&d.service, &d.control, d.mesh.as_deref(), true)).into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn plugins(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
         Ok((d, _)) => Json(json!({"plugins": view::plugins(&d.control)})).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -346,7 +346,7 @@ async fn plugin_action(
 ) -> Response {
     let (d, session) = match acting(&state, &headers) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let action: Action = match action.parse() {
         Ok(action) => action,
@@ -390,7 +390,7 @@ async fn call(
 ) -> Response {
     let (d, session) = match acting(&state, &headers) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if body.len() > MAX_BODY_BYTES {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "the arguments are too large");
@@ -451,7 +451,7 @@ async fn history(
 ) -> Response {
     let d = match signed_in(&state, &headers) {
         Ok((d, _)) => d,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match d
         .monitor
@@ -478,7 +478,7 @@ async fn events(
             let limit = q.limit.unwrap_or(200).min(crate::ops::events::KEEP);
             Json(json!({"events": d.service.operations().events.recent(limit)})).into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -489,7 +489,7 @@ async fn alerts(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Resp
             "rules": &*d.monitor.rules,
         }))
         .into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -500,7 +500,7 @@ async fn ack(
 ) -> Response {
     let (d, session) = match acting(&state, &headers) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match d
         .service
@@ -516,7 +516,7 @@ async fn ack(
 async fn mesh(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let d = match signed_in(&state, &headers) {
         Ok((d, _)) => d,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(mesh) = &d.mesh else {
         return Json(json!({"enabled": false})).into_response();
@@ -549,7 +549,7 @@ async fn permissions(State(state): State<Arc<HttpState>>, headers: HeaderMap) ->
             "audit": core(d, "permission__audit").await,
         }))
         .into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -560,28 +560,28 @@ async fn budgets(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Res
             "alerts": core(d, "budget__alerts").await,
         }))
         .into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn discovery(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
         Ok((d, _)) => Json(json!({"agents": core(d, "discovery__list").await})).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn config(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
         Ok((d, _)) => Json(d.config.clone()).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn live(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
         Ok((d, _)) => super::live::stream(d).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -589,7 +589,7 @@ async fn live(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Respon
 async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let d = match dashboard(&state) {
         Ok(d) => d,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if signed_in(&state, &headers).is_err() {
         match state.authenticate(&headers) {

@@ -257,4 +257,39 @@ mod tests {
         unnamed.name.clear();
         assert!(unnamed.check().is_err());
     }
+
+    #[test]
+    fn event_rules_fire_for_breakers_budgets_and_lost_peers() {
+        let ops = Operations::in_memory();
+        let mut only_hello = rule(RuleKind::BreakerOpened, 0.0);
+        only_hello.plugin = Some("hello".into());
+        let rules = [
+            only_hello,
+            rule(RuleKind::Budget, 0.0),
+            rule(RuleKind::PeerLost, 0.0),
+        ];
+        breaker_opened(&rules, "neural", "traps", &ops);
+        assert!(ops.alerts.all().is_empty(), "the rule is for hello only");
+        breaker_opened(&rules, "hello", "5 of 6 calls failed", &ops);
+        let alert =
+            serde_json::json!({"budget": "team", "threshold": 0.8, "spent": 81, "limit": 100});
+        budget_alert(&rules, &alert, &ops);
+        let before: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
+        let now: BTreeSet<String> = ["b".to_owned()].into();
+        peers_lost(&rules, &before, &now, &ops);
+        let messages: Vec<String> = ops.alerts.all().into_iter().map(|a| a.message).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("budget `team` crossed 80%")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m == "peer a is no longer connected"),
+            "{messages:?}"
+        );
+    }
 }

@@ -187,12 +187,15 @@ impl Collector for Sources {
                 MetricType::Histogram,
             )?;
             for (t, c) in &tools {
-                let buckets: Vec<(f64, u64)> = BOUNDS_US
-                    .iter()
-                    .zip(&c.latency_buckets)
-                    .map(|(&bound, &n)| (bound as f64 / 1e6, n))
-                    .chain(std::iter::once((f64::INFINITY, c.calls)))
-                    .collect();
+                // The encoder sums the buckets up itself: hand it each
+                // bucket's own count (the aggregates' are cumulative).
+                let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(BOUNDS_US.len() + 1);
+                let mut below = 0;
+                for (&bound, &cumulative) in BOUNDS_US.iter().zip(&c.latency_buckets) {
+                    buckets.push((bound as f64 / 1e6, cumulative.saturating_sub(below)));
+                    below = below.max(cumulative);
+                }
+                buckets.push((f64::INFINITY, c.calls.saturating_sub(below)));
                 family
                     .encode_family(&id(t))?
                     .encode_histogram::<NoLabelSet>(

@@ -414,7 +414,7 @@ fn fingerprint(dir: &Path) -> std::io::Result<blake3::Hash> {
     for path in entries {
         hasher.update(
             path.file_name()
-                .map(|n| n.as_encoded_bytes())
+                .map(std::ffi::OsStr::as_encoded_bytes)
                 .unwrap_or_default(),
         );
         hasher.update(&[0]);

@@ -353,9 +353,15 @@ fn on_load() -> Result<(), ToolError> {
     Ok(())
 }
 
+/// The unload hook: leaves a mark in kv, for the test to read back.
+fn on_unload() {
+    let _ = toolmesh_sdk::kv::set("unloaded", b"by the unload hook");
+}
+
 pub fn plugin() -> Plugin {
     Plugin::new()
         .on_load(on_load)
+        .on_unload(on_unload)
         .resource(Resource::new(WATCHED, "watched", |_| {
             Ok(vec![ResourceContents::text(WATCHED, "watched")])
         }))
