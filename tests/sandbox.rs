@@ -503,3 +503,139 @@ async fn plugins_at_different_levels_are_isolated_even_concurrently() -> anyhow:
     client.cancel().await?;
     Ok(())
 }
+
+/// The quotas on every channel out of the sandbox (issue 18): log volume,
+/// error messages and empty blocks against the output limit, kv bookkeeping,
+/// a blob larger than the guest's memory, an oversized tool list, a pattern
+/// built to backtrack, and input that is not JSON. Over HTTP, to read the
+/// host's log.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_channel_out_of_the_sandbox_has_a_quota() -> anyhow::Result<()> {
+    let config = r#"
+[levels.untrusted]
+timeout_ms = 10000
+memory_bytes = 16777216
+kv_bytes = 2048
+capabilities = ["log", "kv", "blobs"]
+
+[levels.untrusted.breaker]
+failures = 1000
+
+[http]
+auth = "none"
+"#;
+    let layout = layout(config)?;
+    // A blob bigger than the plugin's 16 MiB of memory, already stored.
+    let (_, big) = toolmesh_test_support::mesh::put_blob(&layout.host, &vec![7u8; 20 << 20])?;
+    let server =
+        toolmesh_test_support::http::HttpHost::start(Path::new(BIN), &args(&layout), &[]).await?;
+    let client = server.connect((), None).await?;
+    let error_of = |result: &rmcp::model::CallToolResult| {
+        assert_eq!(result.is_error, Some(true), "{}", first_text(result));
+        first_text(result).to_owned()
+    };
+
+    // Log volume: 2,000 records of 4 KiB; the untrusted budget is 256 KiB.
+    let flood = call(&client, "hostile__log_flood", json!({"count": 2000})).await?;
+    assert_eq!(first_text(&flood), "wrote 2000 records");
+    let dropped = toolmesh_test_support::mesh::eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async {
+            let log = server
+                .log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(log
+                .iter()
+                .any(|l| l.contains("log records dropped over the call's budget"))
+                .then(|| log.iter().filter(|l| l.contains(&"x".repeat(64))).count()))
+        },
+    )
+    .await?
+    .expect("the host says it dropped records");
+    assert!(
+        dropped <= 64,
+        "{dropped} records of 4 KiB reached the host's log"
+    );
+
+    // Output limit (1 MiB at untrusted): a 2 MiB error, 100,000 empty blocks.
+    let error = error_of(&call(&client, "hostile__huge_error", json!({"mib": 2})).await?);
+    assert!(
+        error.contains("output too large") && error.len() < 1024,
+        "{}",
+        &error[..200.min(error.len())]
+    );
+    let error = error_of(&call(&client, "hostile__empty_blocks", json!({"count": 100000})).await?);
+    assert!(error.contains("output too large"), "{error}");
+
+    // kv bookkeeping: a new log's sequence row is charged (2 KiB: ~128 logs).
+    let error = error_of(&call(&client, "hostile__kv_new_logs", json!({"count": 100000})).await?);
+    assert!(error.contains("kv quota exceeded"), "{error}");
+
+    // A blob the guest's memory cannot hold is refused before it is read.
+    let error = error_of(&call(&client, "hostile__blob_get", json!({"hash": big})).await?);
+    assert!(error.contains("cannot be read whole"), "{error}");
+
+    // The host still serves.
+    let ok = call(&client, "hostile__noop", json!({})).await?;
+    assert_eq!(first_text(&ok), "ok");
+    client.cancel().await?;
+    server.stop().await?;
+
+    // A 1 MiB tool description: the plugin is refused at load, with why.
+    let huge = format!("{config}\n[plugins.hostile.config]\nhuge_description = true\n");
+    let layout = self::layout(&huge)?;
+    let output = std::process::Command::new(BIN)
+        .args(args(&layout))
+        .args(["plugin", "list"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("REFUSED") && stdout.contains("description is 1048576 bytes"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+/// Input the JSON-RPC layer cannot parse gets `-32700 Parse error` with
+/// `id: null` (not silence), and the session goes on.
+#[tokio::test]
+async fn unparsable_input_is_answered_with_a_parse_error() -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let layout = layout(CONFIG)?;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args(&layout))
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deep = format!("{}{}\n", "[".repeat(200), "]".repeat(200));
+    stdin.write_all(b"this is not json\n\xff\xfe\n").await?;
+    stdin.write_all(deep.as_bytes()).await?;
+    stdin
+        .write_all(br#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#)
+        .await?;
+    stdin.write_all(b"\n").await?;
+    let (mut parse_errors, mut initialized) = (0, false);
+    while parse_errors < 3 || !initialized {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await??
+            .expect("a line");
+        let message: Value = serde_json::from_str(&line)?;
+        if message["error"]["code"] == -32700 {
+            assert_eq!(message["id"], Value::Null, "{line}");
+            parse_errors += 1;
+        } else if message["id"] == 7 {
+            assert!(message["result"]["serverInfo"].is_object(), "{line}");
+            initialized = true;
+        }
+    }
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    Ok(())
+}

@@ -49,6 +49,10 @@ pub struct Level {
     /// Most questions (elicitations, samplings, roots) one call may ask its
     /// client.
     pub client_requests: u32,
+    /// Most log records one call may write (the rest are dropped, counted).
+    pub log_records: u32,
+    /// Most log bytes one call may write.
+    pub log_bytes: u64,
     /// The capabilities a plugin at this level may be granted.
     pub capabilities: BTreeSet<Capability>,
     /// When its plugins' circuit breaker opens.
@@ -109,6 +113,8 @@ impl Level {
             && self.kv_bytes <= other.kv_bytes
             && self.blob_bytes <= other.blob_bytes
             && self.client_requests <= other.client_requests
+            && self.log_records <= other.log_records
+            && self.log_bytes <= other.log_bytes
             && self.capabilities.is_subset(&other.capabilities)
     }
 }
@@ -133,6 +139,10 @@ pub struct LevelOverrides {
     pub blob_bytes: Option<u64>,
     /// Most questions one call may ask its client.
     pub client_requests: Option<u32>,
+    /// Most log records one call may write.
+    pub log_records: Option<u32>,
+    /// Most log bytes one call may write.
+    pub log_bytes: Option<u64>,
     /// When the level's plugins' circuit breaker opens.
     pub breaker: Option<BreakerOverrides>,
     /// The capabilities that may be granted (replaces the level's list).
@@ -208,6 +218,18 @@ pub fn builtin() -> Vec<Level> {
                 kv_bytes: kv * MIB as u64,
                 blob_bytes: blobs * MIB as u64,
                 client_requests: asks,
+                // Log volume per call: a thousand records of 256 bytes at
+                // untrusted, ten and a hundred times that above.
+                log_records: match name {
+                    "untrusted" => 1_000,
+                    "standard" => 10_000,
+                    _ => 100_000,
+                },
+                log_bytes: match name {
+                    "untrusted" => 256 << 10,
+                    "standard" => 4 << 20,
+                    _ => 64 << 20,
+                },
                 capabilities: BASE.iter().chain(more).copied().collect(),
                 breaker: match name {
                     "untrusted" => BreakerPolicy::default(),
@@ -278,6 +300,13 @@ impl Levels {
             if let Some(asks) = o.client_requests {
                 level.client_requests =
                     in_range(asks.into(), 0, 10_000, &key("client_requests"))? as u32;
+            }
+            if let Some(records) = o.log_records {
+                level.log_records =
+                    in_range(records.into(), 0, 100_000_000, &key("log_records"))? as u32;
+            }
+            if let Some(bytes) = o.log_bytes {
+                level.log_bytes = in_range(bytes, 0, 1 << 40, &key("log_bytes"))?;
             }
             if let Some(capabilities) = &o.capabilities {
                 level.capabilities = capabilities.iter().copied().collect();
@@ -362,6 +391,8 @@ impl Levels {
             kv_bytes: r.kv_bytes.min(c.kv_bytes),
             blob_bytes: r.blob_bytes.min(c.blob_bytes),
             client_requests: r.client_requests.min(c.client_requests),
+            log_records: r.log_records.min(c.log_records),
+            log_bytes: r.log_bytes.min(c.log_bytes),
             capabilities: r
                 .capabilities
                 .intersection(&c.capabilities)

@@ -212,6 +212,7 @@ impl BlobStore {
             store: self.clone(),
             plugin: plugin.to_owned(),
             quota_bytes,
+            max_read_bytes: u64::MAX,
         }
     }
 
@@ -235,6 +236,9 @@ pub struct PluginBlobs {
     store: Arc<BlobStore>,
     plugin: String,
     quota_bytes: u64,
+    /// The largest blob a read hands the guest (its memory could hold no
+    /// more): checked before the host reads a byte.
+    max_read_bytes: u64,
 }
 
 fn parse_hash(hash: &str) -> Result<ContentHash, BlobError> {
@@ -292,9 +296,29 @@ impl PluginBlobs {
         Ok(hash)
     }
 
-    /// Blob `hash` (text form), verified, if the store has it.
+    /// Reads of this view refuse blobs over `bytes` before reading them.
+    pub fn reading_at_most(mut self, bytes: u64) -> Self {
+        self.max_read_bytes = bytes;
+        self
+    }
+
+    /// Blob `hash` (text form), verified, if the store has it. A blob larger
+    /// than the reader may hold is refused from its size alone: the host
+    /// never reads (or hashes) what the guest could not take.
     pub fn get(&self, hash: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        Ok(self.store.get(&parse_hash(hash)?)?)
+        let hash = parse_hash(hash)?;
+        match self.store.size(&hash)? {
+            None => return Ok(None),
+            Some(size) if size > self.max_read_bytes => {
+                return Err(BlobError::QuotaExceeded(format!(
+                    "blob {hash} is {size} bytes; the plugin's linear memory allows {} bytes, \
+                     so it cannot be read whole",
+                    self.max_read_bytes
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(self.store.get(&hash)?)
     }
 
     /// The size of blob `hash` (text form), if the store has it.
@@ -333,9 +357,11 @@ impl CallCapability for BlobsCtx {
         plugin: &PluginScope<'_>,
         _: &CallScope,
     ) -> anyhow::Result<Self> {
-        let blobs = plugin
-            .granted(Capability::Blobs, &host.blobs)
-            .map(|store| store.scoped(plugin.name, plugin.level.blob_bytes));
+        let blobs = plugin.granted(Capability::Blobs, &host.blobs).map(|store| {
+            store
+                .scoped(plugin.name, plugin.level.blob_bytes)
+                .reading_at_most(plugin.level.memory_bytes as u64)
+        });
         Ok(Self { blobs })
     }
 }

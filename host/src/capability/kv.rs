@@ -260,11 +260,18 @@ impl PluginKv {
             let mut table = txn.open_table(ENTRIES).map_err(storage)?;
             let mut usage = txn.open_table(USAGE).map_err(storage)?;
             let log_key = self.full_key(log);
-            let seq = logs
+            let head = logs
                 .get(log_key.as_str())
                 .map_err(storage)?
-                .map_or(0, |v| v.value())
-                + 1;
+                .map(|v| v.value());
+            let seq = head.unwrap_or(0) + 1;
+            // A new log's sequence row is stored too, for good: it is charged
+            // (its name and the 8-byte number) like any entry.
+            let sequence_row = if head.is_none() {
+                (log.len() + 8) as u64
+            } else {
+                0
+            };
             let entry_key = |seq: u64| format!("{log}{seq:020}");
             let mut used = self.used(&usage)?;
             if keep > 0 && seq > u64::from(keep) {
@@ -277,7 +284,7 @@ impl PluginKv {
                 }
             }
             let key = entry_key(seq);
-            let after = used + (key.len() + value.len()) as u64;
+            let after = used + (key.len() + value.len()) as u64 + sequence_row;
             if after > self.quota_bytes {
                 return Err(self.over_quota("append", after));
             }
@@ -463,6 +470,34 @@ mod tests {
         kv.set("b", &[0; 60]).unwrap(); // 11 + 61 = 72
         kv.delete("b").unwrap();
         kv.set("c", &[0; 80]).unwrap(); // 11 + 81 = 92
+    }
+
+    #[test]
+    fn a_new_log_pays_for_its_sequence_row() {
+        let (_dir, store) = store();
+        let kv = store.scoped("p", 4_096);
+        // Each new log stores a row that outlives its entries (the plugin
+        // deletes the entry): without a charge, rows would be free forever.
+        let mut stored = 0;
+        let refused = (0..10_000).find_map(|i| {
+            let log = format!("log{i:05}");
+            match kv.append(&log, b"", 0) {
+                Ok(seq) => {
+                    kv.delete(&format!("{log}{seq:020}")).expect("delete");
+                    stored += 1;
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        });
+        assert!(
+            matches!(&refused, Some(KvError::QuotaExceeded(_))),
+            "{refused:?} after {stored}"
+        );
+        assert!(
+            (200..=256).contains(&stored),
+            "{stored} sequence rows of 16 bytes in 4 KiB"
+        );
     }
 
     #[test]

@@ -59,10 +59,53 @@ impl ClientLog {
     }
 }
 
-/// A call's log: the plugin's name, if it may log, and the client's sink.
+/// A call's log: the plugin's name, if it may log, the client's sink, and
+/// what is left of the call's log budget.
 pub struct LogCtx {
     plugin: Option<Arc<str>>,
     client: Option<ClientLog>,
+    level: Arc<str>,
+    records_left: u32,
+    bytes_left: u64,
+    dropped_records: u64,
+    dropped_bytes: u64,
+}
+
+impl LogCtx {
+    /// Takes `bytes` of one record from the budget; false (and counted) if
+    /// it is spent.
+    fn spend(&mut self, plugin: &str, bytes: usize) -> bool {
+        if self.records_left > 0 && self.bytes_left >= bytes as u64 {
+            self.records_left -= 1;
+            self.bytes_left -= bytes as u64;
+            return true;
+        }
+        if self.dropped_records == 0 {
+            tracing::warn!(
+                target: "plugin",
+                plugin,
+                level = %self.level,
+                "this call's log budget is spent; its further records are dropped"
+            );
+        }
+        self.dropped_records += 1;
+        self.dropped_bytes += bytes as u64;
+        false
+    }
+}
+
+impl Drop for LogCtx {
+    fn drop(&mut self) {
+        if self.dropped_records > 0 {
+            tracing::warn!(
+                target: "plugin",
+                plugin = self.plugin.as_deref().unwrap_or_default(),
+                records = self.dropped_records,
+                bytes = self.dropped_bytes,
+                "log records dropped over the call's budget"
+            );
+        }
+    }
 }
 
 impl CallCapability for LogCtx {
@@ -82,16 +125,25 @@ impl CallCapability for LogCtx {
         Ok(Self {
             plugin: granted.then(|| plugin.name.clone()),
             client: call.client_log.clone().filter(|_| granted),
+            level: plugin.level.name.as_str().into(),
+            records_left: plugin.level.log_records,
+            bytes_left: plugin.level.log_bytes,
+            dropped_records: 0,
+            dropped_bytes: 0,
         })
     }
 }
 
 impl log::Host for LogCtx {
     fn log(&mut self, level: LogLevel, message: String) {
-        let Some(plugin) = self.plugin.as_deref() else {
+        let Some(plugin) = self.plugin.clone() else {
             return;
         };
+        let plugin = &*plugin;
         let message = crate::text::truncate(&message, MAX_MESSAGE_BYTES);
+        if !self.spend(plugin, message.len()) {
+            return;
+        }
         if let Some(client) = &self.client
             && client.wants(level)
         {

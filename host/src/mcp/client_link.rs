@@ -243,8 +243,8 @@ fn decode_block(block: &Value) -> Option<ContentBlock> {
 fn check_against(schema: &str, content: &Value) -> Result<(), ClientError> {
     let schema: Value = serde_json::from_str(schema)
         .map_err(|e| ClientError::Failed(format!("the elicitation schema is not JSON: {e}")))?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| ClientError::Failed(format!("the elicitation schema is invalid: {e}")))?;
+    let validator = crate::plugin::tool::validator_for(&schema)
+        .map_err(|e| ClientError::Failed(format!("the elicitation schema {e}")))?;
     let problems: Vec<String> = validator
         .iter_errors(content)
         .take(3)

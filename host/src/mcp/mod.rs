@@ -9,6 +9,7 @@
 //! - [`subscriptions`]: resource subscriptions and their notifications.
 //! - [`paging`]: cursors and cache hints of list results.
 //! - [`dispatch`]: where calls run.
+//! - [`stdio_edge`]: every stdin line checked; parse errors answered.
 
 pub mod client_link;
 pub mod dispatch;
@@ -16,6 +17,7 @@ pub mod logging;
 pub mod mrtr;
 pub mod paging;
 pub mod server;
+pub mod stdio_edge;
 pub mod subscriptions;
 
 pub use server::McpServer;

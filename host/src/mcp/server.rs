@@ -229,7 +229,10 @@ impl McpServer {
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
         serve_on_own_thread("toolmesh-mcp", move |dispatch| async move {
             let server = Self { dispatch, ..self };
-            let running = server.serve(rmcp::transport::io::stdio_pipes()).await?;
+            let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+            let running = server
+                .serve(super::stdio_edge::split(stdin, stdout))
+                .await?;
             let reason = running.waiting().await?;
             tracing::info!(?reason, "client disconnected");
             Ok(())

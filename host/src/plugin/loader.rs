@@ -20,7 +20,7 @@ use super::bundled::{BUNDLED, BundledPlugin};
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
 use super::registry::{LoadFailure, Snapshot};
 use super::resource::{MAX_ITEMS, Namespace, PluginPrompt, PluginResource, PluginTemplate};
-use super::tool::{MAX_TOOLS, Tool};
+use super::tool::{MAX_CATALOG_BYTES, MAX_TOOLS, Tool};
 use super::trust::{
     PROVENANCE_FILE, PeerRefusal, Provenance, REFUSE, SIGNATURE_FILE, Signature, SignatureError,
     Trust, TrustPolicy,
@@ -415,6 +415,23 @@ impl Loader {
         }
         let prefixed = !self.unprefixed.contains(&manifest.name);
         let namespace = Namespace::new(&manifest.name, prefixed);
+        // What every `tools/list` carries for this plugin, bounded as a whole.
+        let catalog_bytes: usize = specs
+            .iter()
+            .map(|s| {
+                s.name.len()
+                    + s.title.as_ref().map_or(0, String::len)
+                    + s.description.len()
+                    + s.input_schema.len()
+                    + s.output_schema.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        if catalog_bytes > MAX_CATALOG_BYTES {
+            return Err(LoadError::Tool(format!(
+                "the plugin's tool list is {catalog_bytes} bytes (names, titles, descriptions \
+                 and schemas); at most {MAX_CATALOG_BYTES} are allowed"
+            )));
+        }
         let mut tools: Vec<Arc<Tool>> = Vec::with_capacity(specs.len());
         for spec in specs {
             let mut tool =

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::resource::Namespace;
+use super::resource::{MAX_DESCRIPTION_BYTES, MAX_TITLE_BYTES};
 use crate::usage::ToolUsage;
 use crate::wit::{ClientFeature, ToolSpec};
 
@@ -22,6 +23,10 @@ pub const MAX_TOOLS: usize = 256;
 
 /// Largest schema (as JSON text) a tool may declare.
 pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+/// Most bytes of one plugin's whole tool list (names, titles, descriptions,
+/// schemas): what every `tools/list` carries for it.
+pub const MAX_CATALOG_BYTES: usize = 2 << 20;
 
 /// Behaviour hints, as the plugin declared them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,21 @@ impl Tool {
             ));
         }
         let context = |what: &str| format!("tool `{}`: {what}", spec.name);
+        if spec
+            .title
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_TITLE_BYTES)
+        {
+            return Err(context(&format!(
+                "the title is over {MAX_TITLE_BYTES} bytes"
+            )));
+        }
+        if spec.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(context(&format!(
+                "the description is {} bytes, over the {MAX_DESCRIPTION_BYTES}-byte limit",
+                spec.description.len()
+            )));
+        }
         let (input_schema, input_validator) = compile_schema(&spec.input_schema)
             .map_err(|e| context(&format!("input schema {e}")))?;
         let output = spec
@@ -200,6 +220,36 @@ pub(crate) fn check_simple_name(what: &str, name: &str) -> Result<(), String> {
 
 /// Parses a schema, checks it describes an object (MCP requires it for both
 /// arguments and structured results), and compiles it.
+/// Largest compiled regex of a schema's patterns, and its lazy DFA cache.
+const MAX_REGEX_BYTES: usize = 1 << 20;
+
+/// A validator for a schema from outside the host (a plugin's, or one it
+/// hands to a client): every `pattern` and `patternProperties` regex runs on
+/// the `regex` crate's engine, which matches in time linear in the input
+/// and has no backreferences or lookaround, so a pattern built to backtrack
+/// (`^(a|a)*\1b$`) is refused here rather than stalling validation later;
+/// compiled regexes are bounded in size. `Err` says why the schema is
+/// refused.
+pub fn validator_for(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_pattern_options(
+            jsonschema::PatternOptions::regex()
+                .size_limit(MAX_REGEX_BYTES)
+                .dfa_size_limit(MAX_REGEX_BYTES),
+        )
+        .build(schema)
+        .map_err(|e| {
+            let e = e.to_string();
+            let hint = if e.contains("regex") || e.contains("pattern") {
+                " (patterns must be regexes that run in linear time: no backreferences or \
+                 lookaround)"
+            } else {
+                ""
+            };
+            format!("is not a valid JSON Schema: {e}{hint}")
+        })
+}
+
 fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Validator), String> {
     if text.len() > MAX_SCHEMA_BYTES {
         return Err(format!(
@@ -214,8 +264,7 @@ fn compile_schema(text: &str) -> Result<(Arc<Map<String, Value>>, jsonschema::Va
     if map.get("type") != Some(&Value::String("object".into())) {
         return Err("must have `\"type\": \"object\"`".into());
     }
-    let validator = jsonschema::validator_for(&value)
-        .map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+    let validator = validator_for(&value)?;
     let Value::Object(map) = value else {
         unreachable!("checked above")
     };
@@ -283,5 +332,45 @@ mod tests {
             let err = Tool::from_spec("hello", spec).unwrap_err();
             assert!(err.contains(expected), "{expected}: {err}");
         }
+    }
+
+    #[test]
+    fn patterns_run_in_linear_time_and_backtracking_ones_are_refused() {
+        let backtracking =
+            r#"{"type":"object","properties":{"s":{"type":"string","pattern":"^(a|a)*\\1b$"}}}"#;
+        let refused = Tool::from_spec("p", spec("t", backtracking, None)).unwrap_err();
+        assert!(refused.contains("linear time"), "{refused}");
+        // A pattern that backtracks exponentially under a backtracking
+        // engine runs at once here.
+        let tool = Tool::from_spec(
+            "p",
+            spec(
+                "t",
+                r#"{"type":"object","properties":{"s":{"type":"string","pattern":"^(a|aa)*$"}}}"#,
+                None,
+            ),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let long = format!("{}b", "a".repeat(100_000));
+        assert!(
+            tool.validate_arguments(&serde_json::json!({"s": long}))
+                .is_err()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn titles_and_descriptions_are_bounded() {
+        let mut long = spec("t", r#"{"type":"object"}"#, None);
+        long.description = "d".repeat(MAX_DESCRIPTION_BYTES + 1);
+        assert!(
+            Tool::from_spec("p", long)
+                .unwrap_err()
+                .contains("description")
+        );
+        let mut titled = spec("t", r#"{"type":"object"}"#, None);
+        titled.title = Some("t".repeat(MAX_TITLE_BYTES + 1));
+        assert!(Tool::from_spec("p", titled).unwrap_err().contains("title"));
     }
 }

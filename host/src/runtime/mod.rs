@@ -325,7 +325,7 @@ impl Runtime {
             .await
             .0?
         {
-            Exported::Hooked(outcome) => outcome.map_err(CallError::Tool),
+            Exported::Hooked(outcome) => outcome.map_err(|e| tool_error(code, e)),
             _ => Err(mismatched_export()),
         }
     }
@@ -352,7 +352,7 @@ impl Runtime {
         let (outcome, usage) = self.run(code, export, cancel, inputs).await;
         let checked = outcome.and_then(|exported| match exported {
             Exported::Output(output) => {
-                let output = output.map_err(CallError::Tool)?;
+                let output = output.map_err(|e| tool_error(code, e))?;
                 within_output_quota(code, output_size(&output))?;
                 Ok(output)
             }
@@ -381,7 +381,7 @@ impl Runtime {
         let (outcome, usage) = self.run(code, export, cancel, inputs).await;
         let checked = outcome.and_then(|exported| match exported {
             Exported::Contents(contents) => {
-                let contents = contents.map_err(CallError::Resource)?;
+                let contents = contents.map_err(|e| resource_error(code, e))?;
                 within_output_quota(code, contents.iter().map(size::contents_size).sum())?;
                 Ok(contents)
             }
@@ -408,7 +408,7 @@ impl Runtime {
         let (outcome, usage) = self.run(code, export, cancel, inputs).await;
         let checked = outcome.and_then(|exported| match exported {
             Exported::Prompt(prompt) => {
-                let prompt = prompt.map_err(CallError::Tool)?;
+                let prompt = prompt.map_err(|e| tool_error(code, e))?;
                 within_output_quota(code, size::prompt_size(&prompt))?;
                 Ok(prompt)
             }
@@ -429,7 +429,7 @@ impl Runtime {
         let (outcome, usage) = self.run(code, export, cancel, CallInputs::local()).await;
         let checked = outcome.and_then(|exported| match exported {
             Exported::Completion(completion) => {
-                let completion = completion.map_err(CallError::Tool)?;
+                let completion = completion.map_err(|e| tool_error(code, e))?;
                 within_output_quota(code, size::completion_size(&completion))?;
                 Ok(completion)
             }
@@ -539,6 +539,30 @@ impl Runtime {
 }
 
 /// `Err` if an answer of `size` bytes is more than `code`'s level allows.
+/// A tool error from the guest, unless its message is over the output
+/// quota (an error goes to the client too).
+fn tool_error(code: &PluginCode, error: ToolError) -> CallError {
+    let size = match &error {
+        ToolError::InvalidArguments(m) | ToolError::Denied(m) | ToolError::Failed(m) => m.len(),
+    };
+    match within_output_quota(code, size) {
+        Ok(()) => CallError::Tool(error),
+        Err(too_large) => too_large,
+    }
+}
+
+/// A resource error from the guest, unless its message is over the output
+/// quota.
+fn resource_error(code: &PluginCode, error: ResourceError) -> CallError {
+    let size = match &error {
+        ResourceError::NotFound(m) | ResourceError::Denied(m) | ResourceError::Failed(m) => m.len(),
+    };
+    match within_output_quota(code, size) {
+        Ok(()) => CallError::Resource(error),
+        Err(too_large) => too_large,
+    }
+}
+
 fn within_output_quota(code: &PluginCode, size: usize) -> Result<(), CallError> {
     if size > code.level.max_output_bytes {
         return Err(CallError::OutputTooLarge {

@@ -328,6 +328,51 @@ fn sample_many(args: Count) -> Result<String, ToolError> {
 const WATCHED: &str = "hostile://watched";
 
 /// The plugin's tools.
+/// A count of things.
+#[derive(Deserialize, JsonSchema)]
+pub struct Many {
+    /// How many.
+    pub count: u32,
+}
+
+/// Writes `count` log records of 4 KiB each (the per-call log budget must
+/// stop them reaching the host's log).
+fn log_flood(args: Many) -> Result<String, ToolError> {
+    let record = "x".repeat(4096);
+    for _ in 0..args.count {
+        toolmesh_sdk::log(toolmesh_sdk::LogLevel::Info, &record);
+    }
+    Ok(format!("wrote {} records", args.count))
+}
+
+/// Fails with a message of `mib` MiB (errors count against the output limit).
+fn huge_error(args: Size) -> Result<String, ToolError> {
+    Err(ToolError::failed("e".repeat((args.mib as usize) << 20)))
+}
+
+/// Answers `count` empty text blocks (each costs its framing).
+fn empty_blocks(args: Many) -> Result<toolmesh_sdk::ToolOutput, ToolError> {
+    Ok(toolmesh_sdk::ToolOutput {
+        content: (0..args.count)
+            .map(|_| toolmesh_sdk::Content::Text(String::new()))
+            .collect(),
+        structured: None,
+    })
+}
+
+/// Appends to `count` new kv logs, deleting each entry: only the logs'
+/// sequence rows stay, and they are charged.
+fn kv_new_logs(args: Many) -> Result<String, ToolError> {
+    for i in 0..args.count {
+        let log = format!("l{i:07}");
+        let seq = toolmesh_sdk::kv::append(&log, b"", 0)
+            .map_err(|e| ToolError::failed(format!("after {i} logs: {e:?}")))?;
+        toolmesh_sdk::kv::delete(&format!("{log}{seq:020}"))
+            .map_err(|e| ToolError::failed(format!("{e:?}")))?;
+    }
+    Ok(format!("{} logs", args.count))
+}
+
 /// What the operator's configuration asks of the load hook.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
@@ -336,6 +381,8 @@ struct LoadSettings {
     refuse_load: Option<String>,
     /// Loop forever in the load hook (the deadline must end it).
     spin_on_load: bool,
+    /// List a tool with a 1 MiB description (the host must refuse it).
+    huge_description: bool,
 }
 
 /// The load hook: refuses, or spins, as configured.
@@ -359,9 +406,38 @@ fn on_unload() {
 }
 
 pub fn plugin() -> Plugin {
-    Plugin::new()
+    let settings: LoadSettings = toolmesh_sdk::config::get().unwrap_or_default();
+    let plugin = if settings.huge_description {
+        // Leaked once per instance: a test plugin's way to a description
+        // made at run time.
+        let description: &'static str = Box::leak("d".repeat(1 << 20).into_boxed_str());
+        Plugin::new().tool(Tool::new("described", description, noop))
+    } else {
+        Plugin::new()
+    };
+    plugin
         .on_load(on_load)
         .on_unload(on_unload)
+        .tool(Tool::new(
+            "log_flood",
+            "Writes `count` log records of 4 KiB.",
+            log_flood,
+        ))
+        .tool(Tool::new(
+            "huge_error",
+            "Fails with a `mib` MiB message.",
+            huge_error,
+        ))
+        .tool(Tool::new(
+            "empty_blocks",
+            "Answers `count` empty text blocks.",
+            empty_blocks,
+        ))
+        .tool(Tool::new(
+            "kv_new_logs",
+            "Appends to `count` new kv logs.",
+            kv_new_logs,
+        ))
         .resource(Resource::new(WATCHED, "watched", |_| {
             Ok(vec![ResourceContents::text(WATCHED, "watched")])
         }))
