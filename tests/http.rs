@@ -314,7 +314,13 @@ async fn wrong_host_origin_oversized_bodies_junk_and_dead_sessions_get_clear_sta
         .send()
         .await
         .unwrap();
-    assert!(junk.status().is_client_error(), "{}", junk.status());
+    assert_eq!(junk.status(), 400);
+    let answer: Value = junk.json().await.unwrap();
+    assert_eq!(
+        answer["error"]["code"], -32700,
+        "JSON-RPC's parse error: {answer}"
+    );
+    assert_eq!(answer["id"], Value::Null);
 
     let dead = post(
         &server,

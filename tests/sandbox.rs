@@ -639,3 +639,36 @@ async fn unparsable_input_is_answered_with_a_parse_error() -> anyhow::Result<()>
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     Ok(())
 }
+
+/// Plugins load at the same time: three that each take 2 s to load delay
+/// the start by about 2 s, not 6.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_load_at_the_same_time() -> anyhow::Result<()> {
+    let mut config = String::from("[levels.untrusted]\ntimeout_ms = 10000\n");
+    let layout = layout("")?;
+    std::fs::remove_dir_all(layout.host.plugins_dir().join("hostile"))?;
+    for name in ["slow-a", "slow-b", "slow-c"] {
+        let dir = layout.host.add_plugin(&test_plugin("hostile"), name)?;
+        let manifest = std::fs::read_to_string(dir.join("plugin.toml"))?
+            .replace("name = \"hostile\"", &format!("name = \"{name}\""));
+        std::fs::write(dir.join("plugin.toml"), manifest)?;
+        config.push_str(&format!(
+            "[plugins.{name}.config]\nsleep_on_load_ms = 2000\n"
+        ));
+    }
+    std::fs::write(&layout.config, config)?;
+    let started = Instant::now();
+    let client = start(&layout, ()).await?;
+    let took = started.elapsed();
+    for name in ["slow-a", "slow-b", "slow-c"] {
+        let ok = call(&client, &format!("{name}__noop"), json!({})).await?;
+        assert_eq!(first_text(&ok), "ok", "{name}");
+    }
+    assert!(took >= Duration::from_secs(2), "the hooks ran ({took:?})");
+    assert!(
+        took < Duration::from_secs(5),
+        "three 2 s loads took {took:?}: not in parallel"
+    );
+    client.cancel().await?;
+    Ok(())
+}

@@ -104,6 +104,23 @@ pub async fn admit(State(state): State<Arc<HttpState>>, request: Request, next: 
         Ok(body) => body,
         Err(response) => return *response,
     };
+    // A body that is not JSON gets JSON-RPC's answer (rmcp's would be a 415
+    // in plain text). The request bucket above bounds how often.
+    if parts.method == http::Method::POST
+        && !body.is_empty()
+        && let Some(why) = crate::mcp::stdio_edge::unparsable(&body)
+    {
+        let mut response = (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::mcp::stdio_edge::parse_error(&why),
+        )
+            .into_response();
+        response
+            .extensions_mut()
+            .insert(ClientLabel(auth.client.clone()));
+        return response;
+    }
     let label = ClientLabel(auth.client.clone());
     parts.extensions.insert(EdgeCaller {
         auth,

@@ -41,8 +41,9 @@ where
     (rmcp_in, rmcp_out)
 }
 
-/// The answer to a line that cannot be parsed.
-fn parse_error(why: &str) -> Vec<u8> {
+/// The answer to a message that cannot be parsed (a JSON-RPC response
+/// with `id: null`, newline-terminated).
+pub fn parse_error(why: &str) -> Vec<u8> {
     let mut line = serde_json::to_vec(&serde_json::json!({
         "jsonrpc": "2.0",
         "id": null,
@@ -58,7 +59,7 @@ fn parse_error(why: &str) -> Vec<u8> {
 const MAX_DEPTH: usize = 128;
 
 /// Why `line` is not a JSON value rmcp could read, if it is not.
-fn unparsable(line: &[u8]) -> Option<String> {
+pub fn unparsable(line: &[u8]) -> Option<String> {
     if let Err(e) = serde_json::from_slice::<IgnoredAny>(line) {
         return Some(e.to_string());
     }

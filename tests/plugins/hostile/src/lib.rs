@@ -383,6 +383,8 @@ struct LoadSettings {
     spin_on_load: bool,
     /// List a tool with a 1 MiB description (the host must refuse it).
     huge_description: bool,
+    /// Sleep this long in the load hook (plugins load at the same time).
+    sleep_on_load_ms: u64,
 }
 
 /// The load hook: refuses, or spins, as configured.
@@ -390,6 +392,9 @@ fn on_load() -> Result<(), ToolError> {
     let settings: LoadSettings = toolmesh_sdk::config::get()?;
     if let Some(message) = settings.refuse_load {
         return Err(ToolError::invalid_arguments(message));
+    }
+    if settings.sleep_on_load_ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(settings.sleep_on_load_ms));
     }
     if settings.spin_on_load {
         let mut x = 1u64;
