@@ -271,7 +271,8 @@ pub fn overview(
     let mut calls = 0;
     let mut errors = 0;
     let mut latency: Option<hdrhistogram::Histogram<u64>> = None;
-    for tool in service.tools() {
+    let tools = service.tools();
+    for tool in &tools {
         let c = tool.usage.counters(&[]);
         if c.calls == 0 {
             continue;
@@ -307,7 +308,7 @@ pub fn overview(
         "p50_us": quantile(0.5),
         "p99_us": quantile(0.99),
         "plugins": states,
-        "tools": service.tools().len(),
+        "tools": tools.len(),
         "open_alerts": ops.alerts.open_alerts(),
         "peers": mesh.map(|m| m.peers().iter().filter(|p| p.connected).count()),
     });

@@ -128,6 +128,20 @@ struct Reading {
     latency: Histogram<u64>,
 }
 
+impl Reading {
+    /// `tool`'s aggregates now.
+    fn of(tool: &Tool) -> Self {
+        let c = tool.usage.counters(&[]);
+        Self {
+            calls: c.calls,
+            ok: c.outcomes[Outcome::Ok as usize],
+            quota_hits: c.quota_hits.iter().sum(),
+            fuel: c.fuel,
+            latency: tool.usage.latency(),
+        }
+    }
+}
+
 /// The history.
 pub struct History {
     settings: Settings,
@@ -208,15 +222,7 @@ impl History {
         let mut total: Option<Histogram<u64>> = None;
         let mut seen = HashMap::with_capacity(tools.len());
         for tool in tools {
-            let c = tool.usage.counters(&[]);
-            let latency = tool.usage.latency();
-            let reading = Reading {
-                calls: c.calls,
-                ok: c.outcomes[Outcome::Ok as usize],
-                quota_hits: c.quota_hits.iter().sum(),
-                fuel: c.fuel,
-                latency,
-            };
+            let reading = Reading::of(tool);
             let before = state.last.get(&tool.qualified_name);
             // Counters only grow; a smaller reading is a new tool of the same name.
             let before = before.filter(|b| b.calls <= reading.calls);
@@ -280,17 +286,9 @@ impl History {
             let mut state = self.lock();
             state.last.clear();
             for tool in tools {
-                let c = tool.usage.counters(&[]);
-                state.last.insert(
-                    tool.qualified_name.clone(),
-                    Reading {
-                        calls: c.calls,
-                        ok: c.outcomes[Outcome::Ok as usize],
-                        quota_hits: c.quota_hits.iter().sum(),
-                        fuel: c.fuel,
-                        latency: tool.usage.latency(),
-                    },
-                );
+                state
+                    .last
+                    .insert(tool.qualified_name.clone(), Reading::of(tool));
             }
             state.last_at_ms = unix_ms(SystemTime::now());
         }

@@ -25,7 +25,7 @@ impl std::fmt::Display for LoadFailure {
 }
 
 /// One consistent view of the loaded plugins.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     tools: HashMap<String, (Arc<LoadedPlugin>, Arc<Tool>)>,
@@ -112,9 +112,9 @@ impl Snapshot {
         tools.or_else(prompts).or_else(resources)
     }
 
-    /// Indexes `plugin` and its tools (replacing a plugin of the same name).
-    fn add(&mut self, plugin: Arc<LoadedPlugin>) {
-        if let Some(old) = self.plugins.remove(&plugin.manifest.name) {
+    /// Unindexes plugin `name` and its tools, prompts and resources.
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.plugins.remove(name) {
             for tool in &old.tools {
                 self.tools.remove(&tool.qualified_name);
             }
@@ -125,6 +125,11 @@ impl Snapshot {
                 self.resources.remove(&resource.public_uri);
             }
         }
+    }
+
+    /// Indexes `plugin` and its tools (replacing a plugin of the same name).
+    fn add(&mut self, plugin: Arc<LoadedPlugin>) {
+        self.remove(&plugin.manifest.name);
         for tool in &plugin.tools {
             self.tools
                 .insert(tool.qualified_name.clone(), (plugin.clone(), tool.clone()));
@@ -156,35 +161,15 @@ impl Snapshot {
                 }
             }
         }
-        let mut snapshot = Snapshot {
-            plugins: self.plugins.clone(),
-            tools: self.tools.clone(),
-            prompts: self.prompts.clone(),
-            resources: self.resources.clone(),
-        };
+        let mut snapshot = self.clone();
         snapshot.add(Arc::new(plugin));
         Ok(snapshot)
     }
 
     /// This snapshot without plugin `name`.
     pub fn without(&self, name: &str) -> Snapshot {
-        let mut snapshot = Snapshot {
-            plugins: self.plugins.clone(),
-            tools: self.tools.clone(),
-            prompts: self.prompts.clone(),
-            resources: self.resources.clone(),
-        };
-        if let Some(old) = snapshot.plugins.remove(name) {
-            for tool in &old.tools {
-                snapshot.tools.remove(&tool.qualified_name);
-            }
-            for prompt in &old.prompts {
-                snapshot.prompts.remove(&prompt.public_name);
-            }
-            for resource in &old.resources {
-                snapshot.resources.remove(&resource.public_uri);
-            }
-        }
+        let mut snapshot = self.clone();
+        snapshot.remove(name);
         snapshot
     }
 
