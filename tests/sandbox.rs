@@ -644,19 +644,7 @@ async fn unparsable_input_is_answered_with_a_parse_error() -> anyhow::Result<()>
 /// the start by about 2 s, not 6.
 #[tokio::test(flavor = "multi_thread")]
 async fn plugins_load_at_the_same_time() -> anyhow::Result<()> {
-    let mut config = String::from("[levels.untrusted]\ntimeout_ms = 10000\n");
-    let layout = layout("")?;
-    std::fs::remove_dir_all(layout.host.plugins_dir().join("hostile"))?;
-    for name in ["slow-a", "slow-b", "slow-c"] {
-        let dir = layout.host.add_plugin(&test_plugin("hostile"), name)?;
-        let manifest = std::fs::read_to_string(dir.join("plugin.toml"))?
-            .replace("name = \"hostile\"", &format!("name = \"{name}\""));
-        std::fs::write(dir.join("plugin.toml"), manifest)?;
-        config.push_str(&format!(
-            "[plugins.{name}.config]\nsleep_on_load_ms = 2000\n"
-        ));
-    }
-    std::fs::write(&layout.config, config)?;
+    let layout = slow_plugins(&[("slow-a", 2000), ("slow-b", 2000), ("slow-c", 2000)])?;
     let started = Instant::now();
     let client = start(&layout, ()).await?;
     let took = started.elapsed();
@@ -666,8 +654,67 @@ async fn plugins_load_at_the_same_time() -> anyhow::Result<()> {
     }
     assert!(took >= Duration::from_secs(2), "the hooks ran ({took:?})");
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(6),
         "three 2 s loads took {took:?}: not in parallel"
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+/// Copies of the hostile plugin named as given, each sleeping that many
+/// milliseconds in its load hook, under a deadline that lets them.
+fn slow_plugins(plugins: &[(&str, u64)]) -> anyhow::Result<Layout> {
+    let mut config = String::from("[levels.untrusted]\ntimeout_ms = 20000\n");
+    let layout = layout("")?;
+    std::fs::remove_dir_all(layout.host.plugins_dir().join("hostile"))?;
+    for (name, sleep_ms) in plugins {
+        let dir = layout.host.add_plugin(&test_plugin("hostile"), name)?;
+        let manifest = std::fs::read_to_string(dir.join("plugin.toml"))?
+            .replace("name = \"hostile\"", &format!("name = \"{name}\""));
+        std::fs::write(dir.join("plugin.toml"), manifest)?;
+        config.push_str(&format!(
+            "[plugins.{name}.config]\nsleep_on_load_ms = {sleep_ms}\n"
+        ));
+    }
+    std::fs::write(&layout.config, config)?;
+    Ok(layout)
+}
+
+/// The load phase is bounded: a plugin that stalls past
+/// `startup_wait_ms` does not hold the host back. Clients are answered
+/// with what is ready, and the late plugin's tools arrive with
+/// `list_changed`.
+#[tokio::test]
+async fn a_stalling_plugin_does_not_hold_back_the_start() -> anyhow::Result<()> {
+    let layout = slow_plugins(&[("quick", 0), ("stalling", 8000)])?;
+    let watcher = toolmesh_test_support::ListWatcher::default();
+    let started = Instant::now();
+    let mut cmd = serve_command(Path::new(BIN), &args(&layout));
+    cmd.env("TOOLMESH_STARTUP_WAIT_MS", "1000");
+    let client = connect_command(watcher.clone(), cmd).await?;
+    let answered = started.elapsed();
+    let seen = watcher.changes();
+    let tools = client.list_all_tools().await?;
+    let listed = |name: &str| tools.iter().any(|t| t.name == name);
+    assert!(listed("quick__noop"), "the ready plugin serves at once");
+    assert!(
+        !listed("stalling__noop"),
+        "answered after {answered:?}, yet the stalling plugin (8 s in its hook) was listed: the \
+         start waited for it"
+    );
+    let ok = call(&client, "quick__noop", json!({})).await?;
+    assert_eq!(first_text(&ok), "ok");
+    watcher
+        .changed_after(seen, Duration::from_secs(60))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no list_changed for the late plugin"))?;
+    let tools = client.list_all_tools().await?;
+    assert!(tools.iter().any(|t| t.name == "stalling__noop"));
+    let ok = call(&client, "stalling__noop", json!({})).await?;
+    assert_eq!(first_text(&ok), "ok");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "the late plugin's hook ran to its end"
     );
     client.cancel().await?;
     Ok(())

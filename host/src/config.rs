@@ -193,6 +193,10 @@ pub struct RuntimeConfig {
     pub fuel_metering: bool,
     /// Whether to keep compiled components on disk so restarts skip compiling.
     pub compile_cache: bool,
+    /// How long `serve` waits for the plugins to load before it answers
+    /// clients. Plugins still loading then are served when they finish
+    /// (clients hear `tools/list_changed`).
+    pub startup_wait_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -201,6 +205,7 @@ impl Default for RuntimeConfig {
             max_concurrent_calls: 128,
             fuel_metering: true,
             compile_cache: true,
+            startup_wait_ms: 5_000,
         }
     }
 }

@@ -65,6 +65,10 @@ enum Command {
         /// With HTTP, serve stdin/stdout too.
         #[arg(long)]
         stdio: bool,
+        /// Answer clients after at most MS milliseconds of loading plugins
+        /// (as `[runtime] startup_wait_ms`); later plugins join when loaded.
+        #[arg(long, env = "TOOLMESH_STARTUP_WAIT_MS", value_name = "MS")]
+        startup_wait_ms: Option<u64>,
     },
     /// Manage the API keys of HTTP clients (in the data directory; a running
     /// host sees changes on the next request).
@@ -319,7 +323,16 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Serve { p2p, http, stdio } => {
+        Command::Serve {
+            p2p,
+            http,
+            stdio,
+            startup_wait_ms,
+        } => {
+            let mut config = config;
+            if let Some(ms) = startup_wait_ms {
+                config.runtime.startup_wait_ms = ms;
+            }
             app::serve(&config, ServeOptions { p2p, http, stdio }).await?;
             Ok(ExitCode::SUCCESS)
         }

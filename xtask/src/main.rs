@@ -70,6 +70,11 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Test hosts wait for every plugin before they serve: a cold compile on a
+/// busy machine can outlast the 5 s default, and tests list tools at once.
+/// The test of the bounded load phase sets its own bound.
+const STARTUP_WAIT: (&str, &str) = ("TOOLMESH_STARTUP_WAIT_MS", "600000");
+
 fn test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -88,6 +93,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo()
         .args(["test", "--locked", "--workspace", "--all-targets"])
         .env("TOOLMESH_NPM_DIR", &npm)
+        .env(STARTUP_WAIT.0, STARTUP_WAIT.1)
         .args(extra))?;
     // Doc tests of the crates that have them (plugin cdylibs do not link natively as doc-test libraries).
     run(cargo().args([
@@ -106,6 +112,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(Command::new(python)
         .current_dir(&root)
         .env("TOOLMESH_BIN", binary)
+        .env(STARTUP_WAIT.0, STARTUP_WAIT.1)
         .args(["-m", "pytest", "-v", "tests/python"]))?;
     run(cargo().args([
         "clippy",

@@ -7,6 +7,7 @@ pub mod listing;
 pub mod serve;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{CallToolResult, JsonObject};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,7 @@ use crate::capability::kv::KvStore;
 use crate::config::Config;
 use crate::ops::Operations;
 use crate::ops::control::PluginControl;
+use crate::plugin::load_phase::LoadPhase;
 use crate::plugin::loader::LoadPolicy;
 use crate::plugin::{LoadFailure, Loader, PluginSet, Registry};
 use crate::runtime::Runtime;
@@ -74,12 +76,20 @@ pub struct Stack {
     pub ops: Arc<Operations>,
     /// Changes which plugins serve.
     pub control: Arc<PluginControl>,
+    /// How many plugins were still loading when the stack started.
+    pub loading: usize,
 }
 
 impl Stack {
     /// Opens the stores, starts the runtime and loads the plugins of
-    /// `config`. Broken plugins are logged and skipped.
+    /// `config`, all of them. Broken plugins are logged and skipped.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        Self::start_within(config, None).await
+    }
+
+    /// [`Stack::start`], but done when `bound` has passed (with `Some`):
+    /// plugins still loading then are served as they finish.
+    pub async fn start_within(config: &Config, bound: Option<Duration>) -> anyhow::Result<Self> {
         let loader = Self::loader(config, Stores::Open)?;
         let ops = Arc::new(Operations::open(&config.data_dir()).map_err(anyhow::Error::msg)?);
         let set = PluginSet {
@@ -87,7 +97,11 @@ impl Stack {
             dir: Some(config.plugins_dir()).filter(|d| d.exists() || config.plugins_dir.is_some()),
             disabled: ops.states.disabled().into_iter().collect(),
         };
-        let (snapshot, failures) = loader.load_all(&set).await;
+        let LoadPhase {
+            snapshot,
+            failures,
+            late,
+        } = loader.load_all(&set, bound).await;
         for failure in &failures {
             tracing::error!("plugin not loaded: {failure}");
         }
@@ -101,6 +115,14 @@ impl Stack {
                 "plugin loaded"
             );
         }
+        let loading = late.pending();
+        if loading > 0 {
+            tracing::warn!(
+                loading,
+                "plugins still loading after {} ms: served when they finish",
+                bound.unwrap_or_default().as_millis()
+            );
+        }
         let registry = Arc::new(Registry::new(snapshot));
         let control = Arc::new(PluginControl::new(
             loader.clone(),
@@ -108,6 +130,10 @@ impl Stack {
             ops.clone(),
             set,
         ));
+        if loading > 0 {
+            let control = control.clone();
+            tokio::spawn(async move { control.admit_late(late).await });
+        }
         let plugins = Arc::new(PluginTools::new(loader.runtime().clone(), registry.clone()));
         let core = CorePlugins::new(
             plugins.clone(),
@@ -122,6 +148,7 @@ impl Stack {
             failures,
             ops,
             control,
+            loading,
         })
     }
 

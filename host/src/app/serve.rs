@@ -61,13 +61,15 @@ pub async fn serve(config: &Config, options: ServeOptions) -> anyhow::Result<()>
         }
         None => None,
     };
-    let stack = Stack::start(config).await?;
+    let bound = std::time::Duration::from_millis(config.runtime.startup_wait_ms);
+    let stack = Stack::start_within(config, Some(bound)).await?;
     let snapshot = stack.registry.snapshot();
     let stdio = http.is_none() || options.stdio;
     tracing::info!(
         plugins = snapshot.plugins().len(),
         tools = snapshot.tool_count(),
         refused = stack.failures.len(),
+        loading = stack.loading,
         stdio,
         http = ?http.as_ref().map(HttpServer::addr),
         "serving MCP"

@@ -18,6 +18,7 @@ use super::breaker::BreakerPolicy;
 use super::events::EventKind;
 use super::state::PluginState;
 use crate::plugin::bundled::BUNDLED;
+use crate::plugin::load_phase::LateLoads;
 use crate::plugin::loader::{bundled_name, manifest_name, plugin_dirs};
 use crate::plugin::{LoadedPlugin, Loader, PluginSet, Registry, Source};
 use crate::runtime::Hook;
@@ -381,6 +382,92 @@ impl PluginControl {
             }
         }
         changed
+    }
+}
+
+impl PluginControl {
+    /// Serves the plugins that were still loading when the load phase
+    /// ended, each as it arrives (one swap each; clients hear
+    /// `list_changed`). A directory plugin replaces a bundled one of the
+    /// same name; a bundled plugin whose directory version is still loading
+    /// waits for it (and serves if that fails). A plugin disabled, or
+    /// reloaded by the watcher, in the meantime is left as it is.
+    pub async fn admit_late(&self, mut late: LateLoads) {
+        let mut waiting: BTreeMap<String, LoadedPlugin> = BTreeMap::new();
+        while let Some(outcome) = late.next().await {
+            let _busy = self.busy.lock().await;
+            let label = outcome
+                .name
+                .clone()
+                .unwrap_or_else(|| outcome.source.to_string());
+            let plugin = match outcome.result {
+                Ok(plugin) => plugin,
+                Err(e) => {
+                    let message = format!("{}: {e}", outcome.source);
+                    tracing::error!(plugin = %label, "plugin not loaded: {message}");
+                    self.ops.set_last_error(&label, Some(message.clone()));
+                    self.ops
+                        .events
+                        .record(&label, EventKind::Failed, Some(message));
+                    self.ops.changed();
+                    if let Some(bundled) = waiting.remove(&label) {
+                        self.serve_late(bundled, None);
+                    }
+                    continue;
+                }
+            };
+            let name = plugin.manifest.name.clone();
+            let serving = self.registry.snapshot().plugin(&name).cloned();
+            match (&plugin.source, serving.as_ref().map(|p| &p.source)) {
+                (Source::Dir(_), Some(Source::Bundled)) => {
+                    waiting.remove(&name);
+                    self.serve_late(
+                        plugin,
+                        Some("the plugin directory overrides the bundled plugin"),
+                    );
+                }
+                (Source::Dir(path), Some(Source::Dir(other))) => {
+                    waiting.remove(&name);
+                    if path != other {
+                        let message = format!(
+                            "{}: duplicate plugin name `{name}`: already loaded from {}",
+                            path.display(),
+                            other.display()
+                        );
+                        tracing::error!(plugin = %name, "plugin not loaded: {message}");
+                        self.ops
+                            .events
+                            .record(&name, EventKind::Failed, Some(message));
+                    }
+                    // The same directory: the watcher loaded a newer version meanwhile.
+                }
+                (Source::Dir(_), None) => {
+                    waiting.remove(&name);
+                    self.serve_late(plugin, None);
+                }
+                (Source::Bundled, Some(_)) => {}
+                (Source::Bundled, None) if late.dir_pending(&name) => {
+                    waiting.insert(name, plugin);
+                }
+                (Source::Bundled, None) => self.serve_late(plugin, None),
+            }
+        }
+        for (_, bundled) in waiting {
+            self.serve_late(bundled, None);
+        }
+    }
+
+    /// Serves a plugin that finished loading after the load phase, unless
+    /// the operator disabled it meanwhile.
+    fn serve_late(&self, plugin: LoadedPlugin, why: Option<&str>) {
+        let name = plugin.manifest.name.clone();
+        if self.ops.states.get(&name).state == PluginState::Disabled {
+            return;
+        }
+        match self.serve(plugin, why.map(str::to_owned)) {
+            Ok(()) => tracing::info!(plugin = %name, "plugin loaded after the start"),
+            Err(e) => tracing::error!(plugin = %name, "not served: {e}"),
+        }
     }
 }
 

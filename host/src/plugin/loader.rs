@@ -18,7 +18,6 @@ use wasmtime::component::Component;
 use super::access;
 use super::bundled::{BUNDLED, BundledPlugin};
 use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
-use super::registry::{LoadFailure, Snapshot};
 use super::resource::{MAX_ITEMS, Namespace, PluginPrompt, PluginResource, PluginTemplate};
 use super::tool::{MAX_CATALOG_BYTES, MAX_TOOLS, Tool};
 use super::trust::{
@@ -250,73 +249,6 @@ impl Loader {
     /// The operator's trust policy.
     pub fn trust(&self) -> &TrustPolicy {
         &self.trust
-    }
-
-    /// Loads every plugin of `set`, all at once: plugins that stall while
-    /// they are listed (each up to its level's deadline) delay the start by
-    /// the slowest of them, not by their sum. Broken plugins are skipped and
-    /// reported; the rest load.
-    pub async fn load_all(&self, set: &PluginSet) -> (Snapshot, Vec<LoadFailure>) {
-        let mut failures = Vec::new();
-        let mut dirs = Vec::new();
-        if let Some(dir) = &set.dir {
-            match plugin_dirs(dir) {
-                Ok(found) => dirs.extend(found.into_iter().filter(|path| {
-                    !manifest_name(path).is_some_and(|n| set.disabled.contains(&n))
-                })),
-                Err(error) => failures.push(LoadFailure {
-                    source: Source::Dir(dir.clone()),
-                    error,
-                }),
-            }
-        }
-        let bundled: Vec<&BundledPlugin> = if set.bundled {
-            BUNDLED
-                .iter()
-                .filter(|b| !bundled_name(b).is_some_and(|n| set.disabled.contains(&n)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let (from_dirs, from_bundle) = futures::future::join(
-            futures::future::join_all(dirs.iter().map(|path| self.load_dir(path))),
-            futures::future::join_all(bundled.iter().map(|b| self.load_bundled(b))),
-        )
-        .await;
-        let mut dir_plugins = Vec::new();
-        for (path, loaded) in dirs.into_iter().zip(from_dirs) {
-            match loaded {
-                Ok(plugin) => dir_plugins.push(plugin),
-                Err(error) => failures.push(LoadFailure {
-                    source: Source::Dir(path),
-                    error,
-                }),
-            }
-        }
-        let mut loaded = Vec::new();
-        for result in from_bundle {
-            match result {
-                Ok(plugin)
-                    if dir_plugins
-                        .iter()
-                        .any(|p| p.manifest.name == plugin.manifest.name) =>
-                {
-                    tracing::info!(
-                        plugin = %plugin.manifest.name,
-                        "the plugin directory overrides the bundled plugin"
-                    );
-                }
-                Ok(plugin) => loaded.push(plugin),
-                Err(error) => failures.push(LoadFailure {
-                    source: Source::Bundled,
-                    error,
-                }),
-            }
-        }
-        loaded.extend(dir_plugins);
-        let (snapshot, duplicates) = Snapshot::new(loaded);
-        failures.extend(duplicates);
-        (snapshot, failures)
     }
 
     /// Loads `plugin` again from where it came from (its lists are read

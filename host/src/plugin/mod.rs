@@ -5,6 +5,7 @@
 pub mod access;
 pub mod bundled;
 pub mod install;
+pub mod load_phase;
 pub mod loader;
 pub mod manifest;
 pub mod registry;
