@@ -45,7 +45,7 @@ pub fn build_and_stage(workspace: &Path, plugins: &[PluginCrate], stage: &Path) 
             workspace.join(plugin.dir).display()
         );
     }
-    ensure_wasm_target();
+    ensure_wasm_target(workspace);
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
@@ -65,9 +65,10 @@ pub fn build_and_stage(workspace: &Path, plugins: &[PluginCrate], stage: &Path) 
 /// Installs the wasm target through rustup when the toolchain lacks it
 /// (`rust-toolchain.toml` asks rustup for it too; this covers toolchains
 /// selected some other way).
-fn ensure_wasm_target() {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
+fn ensure_wasm_target(workspace: &Path) {
+    let mut rustc = Command::new("rustc");
+    workspace_toolchain(&mut rustc, workspace);
+    let sysroot = rustc
         .args(["--print", "sysroot"])
         .output()
         .ok()
@@ -80,9 +81,9 @@ fn ensure_wasm_target() {
         return;
     }
     println!("cargo:warning=installing the {WASM_TARGET} target with rustup");
-    let status = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .status();
+    let mut rustup = Command::new("rustup");
+    workspace_toolchain(&mut rustup, workspace);
+    let status = rustup.args(["target", "add", WASM_TARGET]).status();
     if !matches!(status, Ok(s) if s.success()) {
         panic!(
             "the {WASM_TARGET} target is missing and `rustup target add {WASM_TARGET}` failed; \
@@ -91,20 +92,29 @@ fn ensure_wasm_target() {
     }
 }
 
-fn build(workspace: &Path, plugins: &[PluginCrate], target_dir: &Path) {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+/// Lets `rust-toolchain.toml` choose the toolchain `cmd` runs: plugins
+/// are built with the workspace's toolchain (which has the wasm target)
+/// even when the host is built with another (`cargo +nightly fuzz`).
+fn workspace_toolchain(cmd: &mut Command, workspace: &Path) {
     cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--locked",
-            "--target",
-            WASM_TARGET,
-            "--profile",
-            PROFILE,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO");
+}
+
+fn build(workspace: &Path, plugins: &[PluginCrate], target_dir: &Path) {
+    let mut cmd = Command::new("cargo");
+    workspace_toolchain(&mut cmd, workspace);
+    cmd.args([
+        "build",
+        "--locked",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        PROFILE,
+    ])
+    .arg("--target-dir")
+    .arg(target_dir);
     for plugin in plugins {
         cmd.args(["-p", plugin.package]);
     }

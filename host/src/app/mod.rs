@@ -97,6 +97,9 @@ impl Stack {
             dir: Some(config.plugins_dir()).filter(|d| d.exists() || config.plugins_dir.is_some()),
             disabled: ops.states.disabled().into_iter().collect(),
         };
+        if let Some(dir) = &set.dir {
+            crate::plugin::install::recover(dir);
+        }
         let LoadPhase {
             snapshot,
             failures,

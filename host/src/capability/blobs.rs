@@ -19,6 +19,7 @@ use wasmtime::component::Linker;
 
 use super::{CallCapability, CallData, CallScope, Capability, HostStores, PluginScope};
 use crate::content_hash::ContentHash;
+use crate::fs::{Confined, Staged};
 use crate::wit::BlobError;
 use crate::wit::toolmesh::plugin::blobs;
 
@@ -65,54 +66,76 @@ fn index_error(e: impl Into<redb::Error>) -> BlobStoreError {
 
 /// The host's blob store.
 pub struct BlobStore {
-    dir: PathBuf,
+    /// Every file operation, confined to the store's directory.
+    root: Confined,
     index: Database,
 }
+
+/// Where blobs are assembled before they move in.
+const TMP: &str = "tmp";
+/// The index of owners and usage.
+const INDEX_FILE: &str = "index.redb";
 
 impl BlobStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, BlobStoreError> {
-        let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(BlobStoreError::io("create", &tmp))?;
-        let index = Database::create(dir.join("index.redb")).map_err(index_error)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            index,
-        })
+        let root = Confined::open(dir).map_err(BlobStoreError::io("open", dir))?;
+        let index_file = root
+            .open_or_create(Path::new(INDEX_FILE))
+            .map_err(BlobStoreError::io(
+                "open",
+                &root.display(Path::new(INDEX_FILE)),
+            ))?;
+        let index = Database::builder()
+            .create_file(index_file)
+            .map_err(index_error)?;
+        // The index is this process's alone now (redb locks it), so files
+        // in `tmp` are a killed process's half-written blobs: never in the
+        // store, garbage.
+        let tmp = Path::new(TMP);
+        root.create_dir_all(tmp)
+            .map_err(BlobStoreError::io("create", &root.display(tmp)))?;
+        for name in root.names(tmp).unwrap_or_default() {
+            let _ = root.remove_file(&tmp.join(name));
+        }
+        Ok(Self { root, index })
+    }
+
+    /// Blob `hash`'s file, relative to the store.
+    fn file_of(hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        Path::new(&hex[..2]).join(hex.as_str())
     }
 
     /// The file that holds (or would hold) blob `hash`.
     pub fn path_of(&self, hash: &ContentHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.dir.join(&hex[..2]).join(hex)
+        self.root.display(&Self::file_of(hash))
     }
 
     /// Whether the store has blob `hash`.
     pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.path_of(hash).is_file()
+        matches!(self.root.size(&Self::file_of(hash)), Ok(Some(_)))
     }
 
     /// The size of blob `hash`, if the store has it.
     pub fn size(&self, hash: &ContentHash) -> Result<Option<u64>, BlobStoreError> {
-        let path = self.path_of(hash);
-        match std::fs::metadata(&path) {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BlobStoreError::io("stat", &path)(e)),
-        }
+        let file = Self::file_of(hash);
+        self.root
+            .size(&file)
+            .map_err(BlobStoreError::io("stat", &self.root.display(&file)))
     }
 
     /// Blob `hash`, verified, if the store has it.
     pub fn get(&self, hash: &ContentHash) -> Result<Option<Vec<u8>>, BlobStoreError> {
-        let path = self.path_of(hash);
-        let data = match std::fs::read(&path) {
+        let file = Self::file_of(hash);
+        let data = match self.root.read(&file) {
             Ok(data) => data,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BlobStoreError::io("read", &path)(e)),
+            Err(e) => return Err(BlobStoreError::io("read", &self.root.display(&file))(e)),
         };
         if ContentHash::of(&data) != *hash {
-            let _ = std::fs::remove_file(&path);
-            tracing::error!(%hash, path = %path.display(), "corrupt blob removed");
+            let _ = self.root.remove_file(&file);
+            tracing::error!(%hash, path = %self.root.display(&file).display(), "corrupt blob removed");
             return Err(BlobStoreError::Corrupt(*hash));
         }
         Ok(Some(data))
@@ -125,52 +148,41 @@ impl BlobStore {
         Ok(hash)
     }
 
-    /// A temporary file beside the store (same file system) to assemble a
-    /// blob in before [`adopt`](Self::adopt) moves it in. It is not in the
-    /// store: nothing reads it under a blob's name.
-    pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, BlobStoreError> {
-        let tmp_dir = self.dir.join("tmp");
-        tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(BlobStoreError::io("create a file in", &tmp_dir))
+    /// A temporary file inside the store to assemble a blob in before
+    /// [`adopt`](Self::adopt) moves it in. It is not in the store: nothing
+    /// reads it under a blob's name, and it is removed if dropped.
+    pub fn staging_file(&self) -> Result<Staged, BlobStoreError> {
+        self.root.stage(Path::new(TMP)).map_err(BlobStoreError::io(
+            "create a file in",
+            &self.root.display(Path::new(TMP)),
+        ))
     }
 
     /// Moves `file` into the store as blob `hash`, after hashing it whole:
     /// a file that is not `hash` is deleted and reported as corrupt.
-    pub fn adopt(
-        &self,
-        file: tempfile::NamedTempFile,
-        hash: &ContentHash,
-    ) -> Result<(), BlobStoreError> {
+    pub fn adopt(&self, file: Staged, hash: &ContentHash) -> Result<(), BlobStoreError> {
+        use std::io::{Seek, SeekFrom};
         let mut hasher = blake3::Hasher::new();
-        let mut reader = std::io::BufReader::with_capacity(
-            1 << 20,
-            file.reopen()
-                .map_err(BlobStoreError::io("reopen", file.path()))?,
-        );
+        let mut handle = file.as_file();
+        handle
+            .seek(SeekFrom::Start(0))
+            .map_err(BlobStoreError::io("rewind", &file.display()))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, handle);
         hasher
             .update_reader(&mut reader)
-            .map_err(BlobStoreError::io("read", file.path()))?;
+            .map_err(BlobStoreError::io("read", &file.display()))?;
         if ContentHash(hasher.finalize()) != *hash {
             return Err(BlobStoreError::Corrupt(*hash));
         }
-        file.as_file()
-            .sync_data()
-            .map_err(BlobStoreError::io("sync", file.path()))?;
         self.move_in(file, hash)
     }
 
-    /// Renames the (synced) temporary `file` into place as blob `hash`.
-    fn move_in(
-        &self,
-        file: tempfile::NamedTempFile,
-        hash: &ContentHash,
-    ) -> Result<(), BlobStoreError> {
-        let path = self.path_of(hash);
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(BlobStoreError::io("create", parent))?;
-        file.persist(&path)
-            .map_err(|e| BlobStoreError::io("rename into", &path)(e.error))?;
-        Ok(())
+    /// Renames the temporary `file` (synced on the way) into place as blob `hash`.
+    fn move_in(&self, file: Staged, hash: &ContentHash) -> Result<(), BlobStoreError> {
+        let to = Self::file_of(hash);
+        self.root
+            .persist(file, &to)
+            .map_err(BlobStoreError::io("move into", &self.root.display(&to)))
     }
 
     /// Bytes `range` of blob `hash`, unverified (the reader verifies them:
@@ -181,28 +193,28 @@ impl BlobStore {
         range: std::ops::Range<u64>,
     ) -> Result<Option<Vec<u8>>, BlobStoreError> {
         use std::os::unix::fs::FileExt;
-        let path = self.path_of(hash);
-        let file = match std::fs::File::open(&path) {
+        let rel = Self::file_of(hash);
+        let file = match self.root.open_file(&rel) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BlobStoreError::io("open", &path)(e)),
+            Err(e) => return Err(BlobStoreError::io("open", &self.root.display(&rel))(e)),
         };
         let mut data = vec![0; (range.end - range.start) as usize];
         file.read_exact_at(&mut data, range.start)
-            .map_err(BlobStoreError::io("read", &path))?;
+            .map_err(BlobStoreError::io("read", &self.root.display(&rel)))?;
         Ok(Some(data))
     }
 
     /// Writes the file of `hash` unless it is there already.
     fn write_file(&self, hash: &ContentHash, data: &[u8]) -> Result<(), BlobStoreError> {
-        let path = self.path_of(hash);
-        if path.is_file() {
+        if self.contains(hash) {
             return Ok(());
         }
-        let mut file = self.staging_file()?;
-        file.write_all(data)
-            .and_then(|()| file.as_file().sync_data())
-            .map_err(BlobStoreError::io("write", file.path()))?;
+        let file = self.staging_file()?;
+        let mut handle = file.as_file();
+        handle
+            .write_all(data)
+            .map_err(BlobStoreError::io("write", &file.display()))?;
         self.move_in(file, hash)
     }
 

@@ -12,10 +12,10 @@
 //! makes them durable within [`GROUP_COMMIT`] (a durable commit persists every
 //! earlier one), so an audit record per call costs no fsync.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,20 +43,108 @@ pub const GROUP_COMMIT: Duration = Duration::from_millis(20);
 
 /// The database shared by every plugin's store.
 pub struct KvStore {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     /// Set when a non-durable commit awaits the flusher.
     unsynced: Arc<AtomicBool>,
     flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+/// The open database, and what is needed to open it again: after a failed
+/// write (a full disk, say) redb refuses every later write until the
+/// database is opened anew, so the store does that, once the space is back.
+struct DbSlot {
+    path: PathBuf,
+    current: RwLock<Option<Arc<Database>>>,
+    /// A write failed with an I/O error: open again before the next use.
+    poisoned: AtomicBool,
+}
+
+/// How long a reopen waits for transactions still using the old handle.
+const REOPEN_WAIT: Duration = Duration::from_secs(2);
+
+impl DbSlot {
+    /// Opens the database file at `path`, through a confined handle on its
+    /// directory (a symlink planted in its place is not followed out).
+    fn open(path: &Path) -> Result<Database, redb::Error> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| {
+            redb::Error::Io(std::io::Error::other(format!(
+                "{} names no file",
+                path.display()
+            )))
+        })?;
+        let file = crate::fs::Confined::open(dir)
+            .and_then(|dir| dir.open_or_create(Path::new(name)))
+            .map_err(redb::Error::Io)?;
+        Ok(Database::builder().create_file(file)?)
+    }
+
+    /// The database to use now (opened again first if a write failed).
+    fn get(&self) -> Result<Arc<Database>, KvError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            self.reopen();
+        }
+        let current = match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        current.ok_or_else(|| {
+            KvError::Storage(format!(
+                "the kv store at {} failed to reopen after a write error (is the disk full?); \
+                 it is tried again on the next call",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Closes the failed handle (once transactions still on it end) and
+    /// opens the file again; on failure the next use tries again.
+    fn reopen(&self) {
+        let mut slot = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !self.poisoned.swap(false, Ordering::AcqRel) {
+            return; // Another thread reopened it meanwhile.
+        }
+        if let Some(old) = slot.take() {
+            let started = std::time::Instant::now();
+            while Arc::strong_count(&old) > 1 && started.elapsed() < REOPEN_WAIT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(old);
+        }
+        match Self::open(&self.path) {
+            Ok(db) => {
+                tracing::info!(path = %self.path.display(), "kv store reopened after a write error");
+                *slot = Some(Arc::new(db));
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), "kv store cannot reopen: {e}");
+                self.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// `e` as the plugin sees it; an I/O failure marks the handle for reopening.
+    fn error(&self, e: impl Into<redb::Error>) -> KvError {
+        let e = e.into();
+        if matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo) {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        KvError::Storage(e.to_string())
+    }
 }
 
 impl KvStore {
     /// Opens (creating if needed) the database at `path`, and starts the
     /// flusher that makes appends durable.
     pub fn open(path: &Path) -> Result<Self, redb::Error> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
-        }
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(DbSlot {
+            path: path.to_owned(),
+            current: RwLock::new(Some(Arc::new(DbSlot::open(path)?))),
+            poisoned: AtomicBool::new(false),
+        });
         let unsynced = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = mpsc::channel::<()>();
         let flusher = {
@@ -69,11 +157,14 @@ impl KvStore {
                             stopped.recv_timeout(GROUP_COMMIT),
                             Err(mpsc::RecvTimeoutError::Timeout)
                         );
-                        if unsynced.swap(false, Ordering::AcqRel)
-                            && let Err(e) = sync(&db)
-                        {
-                            unsynced.store(true, Ordering::Release);
-                            tracing::error!("kv: appends not yet durable: {e}");
+                        if unsynced.swap(false, Ordering::AcqRel) {
+                            let synced = db
+                                .get()
+                                .and_then(|handle| sync(&handle).map_err(|e| db.error(e)));
+                            if let Err(e) = synced {
+                                unsynced.store(true, Ordering::Release);
+                                tracing::error!("kv: appends not yet durable: {e}");
+                            }
                         }
                         if last {
                             return;
@@ -127,10 +218,6 @@ pub struct PluginKv {
     quota_bytes: u64,
 }
 
-fn storage(e: impl Into<redb::Error>) -> KvError {
-    KvError::Storage(e.into().to_string())
-}
-
 fn check_key(key: &str) -> Result<(), KvError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(KvError::InvalidKey(format!(
@@ -142,6 +229,11 @@ fn check_key(key: &str) -> Result<(), KvError> {
 }
 
 impl PluginKv {
+    /// `e` as the plugin sees it (an I/O failure has the store reopen).
+    fn fail(&self, e: impl Into<redb::Error>) -> KvError {
+        self.store.db.error(e)
+    }
+
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -149,16 +241,17 @@ impl PluginKv {
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        let txn = self.store.db.begin_read().map_err(storage)?;
+        let db = self.store.db.get()?;
+        let txn = db.begin_read().map_err(|e| self.fail(e))?;
         let table = match txn.open_table(ENTRIES) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(storage(e)),
+            Err(e) => return Err(self.fail(e)),
         };
         let full = self.full_key(key);
         Ok(table
             .get(full.as_str())
-            .map_err(storage)?
+            .map_err(|e| self.fail(e))?
             .map(|v| v.value().to_vec()))
     }
 
@@ -193,14 +286,15 @@ impl PluginKv {
         new: Option<&[u8]>,
     ) -> Result<bool, KvError> {
         check_key(key)?;
-        let txn = self.store.db.begin_write().map_err(storage)?;
+        let db = self.store.db.get()?;
+        let txn = db.begin_write().map_err(|e| self.fail(e))?;
         let outcome = {
-            let mut table = txn.open_table(ENTRIES).map_err(storage)?;
-            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            let mut table = txn.open_table(ENTRIES).map_err(|e| self.fail(e))?;
+            let mut usage = txn.open_table(USAGE).map_err(|e| self.fail(e))?;
             let full = self.full_key(key);
             let current = table
                 .get(full.as_str())
-                .map_err(storage)?
+                .map_err(|e| self.fail(e))?
                 .map(|v| v.value().to_vec());
             if let Some(expected) = expected
                 && current.as_deref() != expected
@@ -215,19 +309,23 @@ impl PluginKv {
             }
             match new {
                 Some(value) => {
-                    table.insert(full.as_str(), value).map_err(storage)?;
+                    table
+                        .insert(full.as_str(), value)
+                        .map_err(|e| self.fail(e))?;
                 }
                 None => {
-                    table.remove(full.as_str()).map_err(storage)?;
+                    table.remove(full.as_str()).map_err(|e| self.fail(e))?;
                 }
             }
-            usage.insert(self.plugin.as_str(), after).map_err(storage)?;
+            usage
+                .insert(self.plugin.as_str(), after)
+                .map_err(|e| self.fail(e))?;
             match expected {
                 Some(_) => true,
                 None => current.is_some(),
             }
         };
-        txn.commit().map_err(storage)?;
+        txn.commit().map_err(|e| self.fail(e))?;
         Ok(outcome)
     }
 
@@ -235,7 +333,7 @@ impl PluginKv {
     fn used(&self, usage: &impl ReadableTable<&'static str, u64>) -> Result<u64, KvError> {
         Ok(usage
             .get(self.plugin.as_str())
-            .map_err(storage)?
+            .map_err(|e| self.fail(e))?
             .map_or(0, |v| v.value()))
     }
 
@@ -253,16 +351,18 @@ impl PluginKv {
     /// [`GROUP_COMMIT`].
     pub fn append(&self, log: &str, value: &[u8], keep: u32) -> Result<u64, KvError> {
         check_key(&format!("{log}{:020}", 0))?;
-        let mut txn = self.store.db.begin_write().map_err(storage)?;
-        txn.set_durability(Durability::None).map_err(storage)?;
+        let db = self.store.db.get()?;
+        let mut txn = db.begin_write().map_err(|e| self.fail(e))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| self.fail(e))?;
         let seq = {
-            let mut logs = txn.open_table(LOGS).map_err(storage)?;
-            let mut table = txn.open_table(ENTRIES).map_err(storage)?;
-            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            let mut logs = txn.open_table(LOGS).map_err(|e| self.fail(e))?;
+            let mut table = txn.open_table(ENTRIES).map_err(|e| self.fail(e))?;
+            let mut usage = txn.open_table(USAGE).map_err(|e| self.fail(e))?;
             let log_key = self.full_key(log);
             let head = logs
                 .get(log_key.as_str())
-                .map_err(storage)?
+                .map_err(|e| self.fail(e))?
                 .map(|v| v.value());
             let seq = head.unwrap_or(0) + 1;
             // A new log's sequence row is stored too, for good: it is charged
@@ -278,7 +378,7 @@ impl PluginKv {
                 let old = entry_key(seq - u64::from(keep));
                 if let Some(removed) = table
                     .remove(self.full_key(&old).as_str())
-                    .map_err(storage)?
+                    .map_err(|e| self.fail(e))?
                 {
                     used = used.saturating_sub((old.len() + removed.value().len()) as u64);
                 }
@@ -290,42 +390,47 @@ impl PluginKv {
             }
             table
                 .insert(self.full_key(&key).as_str(), value)
-                .map_err(storage)?;
-            usage.insert(self.plugin.as_str(), after).map_err(storage)?;
-            logs.insert(log_key.as_str(), seq).map_err(storage)?;
+                .map_err(|e| self.fail(e))?;
+            usage
+                .insert(self.plugin.as_str(), after)
+                .map_err(|e| self.fail(e))?;
+            logs.insert(log_key.as_str(), seq)
+                .map_err(|e| self.fail(e))?;
             seq
         };
-        txn.commit().map_err(storage)?;
+        txn.commit().map_err(|e| self.fail(e))?;
         self.store.unsynced.store(true, Ordering::Release);
         Ok(seq)
     }
 
     /// The newest sequence number of log `log` (0 if none).
     pub fn log_head(&self, log: &str) -> Result<u64, KvError> {
-        let txn = self.store.db.begin_read().map_err(storage)?;
+        let db = self.store.db.get()?;
+        let txn = db.begin_read().map_err(|e| self.fail(e))?;
         let logs = match txn.open_table(LOGS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(storage(e)),
+            Err(e) => return Err(self.fail(e)),
         };
         Ok(logs
             .get(self.full_key(log).as_str())
-            .map_err(storage)?
+            .map_err(|e| self.fail(e))?
             .map_or(0, |v| v.value()))
     }
 
     /// Keys starting with `prefix`, in order, at most `limit`.
     pub fn list_keys(&self, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
-        let txn = self.store.db.begin_read().map_err(storage)?;
+        let db = self.store.db.get()?;
+        let txn = db.begin_read().map_err(|e| self.fail(e))?;
         let table = match txn.open_table(ENTRIES) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+            Err(e) => return Err(self.fail(e)),
         };
         let start = self.full_key(prefix);
         let mut keys = Vec::new();
-        for entry in table.range(start.as_str()..).map_err(storage)? {
-            let (key, _) = entry.map_err(storage)?;
+        for entry in table.range(start.as_str()..).map_err(|e| self.fail(e))? {
+            let (key, _) = entry.map_err(|e| self.fail(e))?;
             let key = key.value();
             if !key.starts_with(start.as_str()) || keys.len() >= limit as usize {
                 break;

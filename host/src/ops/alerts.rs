@@ -3,7 +3,7 @@
 //! logged, shown until an operator acknowledges them. A rule does not raise
 //! a second alert for the same subject while one is unacknowledged.
 
-use std::path::PathBuf;
+use crate::fs::ConfinedFile;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -37,28 +37,28 @@ pub struct Alert {
 /// The alerts, persisted.
 #[derive(Debug)]
 pub struct AlertStore {
-    path: Option<PathBuf>,
+    file: Option<ConfinedFile>,
     alerts: Mutex<Vec<Alert>>,
     live: broadcast::Sender<Alert>,
 }
 
 impl AlertStore {
-    /// The alerts kept in `path` (none: in memory only); an unreadable
+    /// The alerts kept in `file` (none: in memory only); an unreadable
     /// file starts empty, with a warning.
-    pub fn open(path: Option<PathBuf>) -> Self {
-        let alerts = path
+    pub fn open(file: Option<ConfinedFile>) -> Self {
+        let alerts = file
             .as_ref()
-            .and_then(|p| match std::fs::read(p) {
+            .and_then(|f| match f.read() {
                 Ok(bytes) => serde_json::from_slice(&bytes)
                     .inspect_err(|e| {
-                        tracing::warn!(path = %p.display(), "alerts file unreadable, starting empty: {e}");
+                        tracing::warn!(path = %f.display().display(), "alerts file unreadable, starting empty: {e}");
                     })
                     .ok(),
                 Err(_) => None,
             })
             .unwrap_or_default();
         Self {
-            path,
+            file,
             alerts: Mutex::new(alerts),
             live: broadcast::channel(64).0,
         }
@@ -72,14 +72,14 @@ impl AlertStore {
     }
 
     fn save(&self, alerts: &[Alert]) {
-        let Some(path) = &self.path else {
+        let Some(file) = &self.file else {
             return;
         };
         let written = serde_json::to_vec_pretty(alerts)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::fs::write_atomically(path, &bytes));
+            .and_then(|bytes| file.write_atomically(&bytes));
         if let Err(e) = written {
-            tracing::warn!(path = %path.display(), "cannot write the alerts file: {e}");
+            tracing::warn!(path = %file.display().display(), "cannot write the alerts file: {e}");
         }
     }
 
@@ -158,13 +158,13 @@ mod tests {
     fn one_open_alert_per_rule_and_subject_and_acks_persist() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.json");
-        let store = AlertStore::open(Some(path.clone()));
+        let store = AlertStore::open(Some(ConfinedFile::beside(&path).unwrap()));
         let first = store.raise("errors", "hello", "too many".into()).unwrap();
         assert!(store.raise("errors", "hello", "again".into()).is_none());
         assert!(store.raise("errors", "neural", "too".into()).is_some());
         store.acknowledge(first.id, "ops").unwrap();
         assert!(store.raise("errors", "hello", "again".into()).is_some());
-        let again = AlertStore::open(Some(path));
+        let again = AlertStore::open(Some(ConfinedFile::beside(&path).unwrap()));
         let all = again.all();
         assert_eq!(all.len(), 3);
         assert_eq!(all[2].acknowledged_by.as_deref(), Some("ops"));

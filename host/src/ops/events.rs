@@ -5,8 +5,6 @@
 //! [`ROTATE_BYTES`] to `events.jsonl.1`), and broadcast to live views.
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -14,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::audit::unix_ms;
+use crate::fs::ConfinedFile;
 
 /// How many events are kept in memory (and read back at start).
 pub const KEEP: usize = 1_000;
@@ -70,7 +69,7 @@ pub struct Event {
 /// The event log.
 #[derive(Debug)]
 pub struct EventLog {
-    path: Option<PathBuf>,
+    file: Option<ConfinedFile>,
     inner: Mutex<Inner>,
     live: broadcast::Sender<Event>,
 }
@@ -82,19 +81,17 @@ struct Inner {
 }
 
 impl EventLog {
-    /// The log kept in `path` (none: in memory only), with its newest
+    /// The log kept in `file` (none: in memory only), with its newest
     /// events read back.
-    pub fn open(path: Option<PathBuf>) -> Self {
+    pub fn open(file: Option<ConfinedFile>) -> Self {
         let mut inner = Inner::default();
-        if let Some(path) = &path
-            && let Ok(text) = std::fs::read_to_string(path)
+        if let Some(file) = &file
+            && let Ok(bytes) = file.read()
         {
+            let text = String::from_utf8_lossy(&bytes);
             if !text.is_empty() && !text.ends_with('\n') {
                 // End a torn line, so that the next event starts a line of its own.
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(b"\n"));
+                let _ = file.append(b"\n");
             }
             // A torn last line (a crash mid-write) is skipped, not fatal.
             for event in text
@@ -109,7 +106,7 @@ impl EventLog {
             }
         }
         Self {
-            path,
+            file,
             inner: Mutex::new(inner),
             live: broadcast::channel(256).0,
         }
@@ -150,24 +147,15 @@ impl EventLog {
     }
 
     fn append(&self, event: &Event) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
+        let Some(file) = &self.file else {
             return Ok(());
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if std::fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_BYTES) {
-            let mut old = path.clone().into_os_string();
-            old.push(".1");
-            std::fs::rename(path, old)?;
+        if file.size()?.is_some_and(|len| len > ROTATE_BYTES) {
+            file.rotate(".1")?;
         }
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        file.write_all(&line)
+        file.append(&line)
     }
 
     /// The newest `limit` events, newest first.
@@ -187,13 +175,15 @@ impl EventLog {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
     fn events_are_numbered_kept_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let log = EventLog::open(Some(path.clone()));
+        let log = EventLog::open(Some(ConfinedFile::beside(&path).unwrap()));
         let mut live = log.subscribe();
         log.record("hello", EventKind::Loaded, None);
         log.record("hello", EventKind::Paused, Some("too chatty".into()));
@@ -205,7 +195,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"seq\":")
             .unwrap();
-        let again = EventLog::open(Some(path));
+        let again = EventLog::open(Some(ConfinedFile::beside(&path).unwrap()));
         let recent = again.recent(10);
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[0].kind, EventKind::Paused);

@@ -17,6 +17,8 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use crate::fs::ConfinedFile;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
@@ -98,11 +100,17 @@ impl Default for Operations {
 impl Operations {
     /// Operations kept under `data_dir` (`lifecycle/`, `alerts.json`).
     pub fn open(data_dir: &Path) -> Result<Self, String> {
-        let dir = data_dir.join(DIR);
+        // Confined to the data directory: a `lifecycle` planted as a
+        // symlink out of it is refused, not followed.
+        let root = Arc::new(
+            crate::fs::Confined::open(data_dir)
+                .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?,
+        );
+        let file = |name: &str| Some(ConfinedFile::new(root.clone(), Path::new(DIR).join(name)));
         Ok(Self::with(
-            PluginStates::open(Some(dir.join("plugins.json")))?,
-            EventLog::open(Some(dir.join("events.jsonl"))),
-            AlertStore::open(Some(dir.join("alerts.json"))),
+            PluginStates::open(file("plugins.json"))?,
+            EventLog::open(file("events.jsonl")),
+            AlertStore::open(file("alerts.json")),
         ))
     }
 

@@ -3,8 +3,8 @@
 //! restart. Only plugins that are not enabled are written: a plugin the
 //! file does not name is enabled.
 
+use crate::fs::ConfinedFile;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -49,29 +49,29 @@ pub struct StateRecord {
 /// Every plugin's state, persisted.
 #[derive(Debug, Default)]
 pub struct PluginStates {
-    path: Option<PathBuf>,
+    file: Option<ConfinedFile>,
     records: Mutex<BTreeMap<String, StateRecord>>,
 }
 
 impl PluginStates {
     /// The states kept in `path` (none: in memory only). A missing file is
     /// every plugin enabled; an unreadable one is an error naming it.
-    pub fn open(path: Option<PathBuf>) -> Result<Self, String> {
-        let records = match &path {
-            Some(path) => match std::fs::read(path) {
+    pub fn open(file: Option<ConfinedFile>) -> Result<Self, String> {
+        let records = match &file {
+            Some(file) => match file.read() {
                 Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                     format!(
                         "{} is not a valid plugin state file ({e}); fix or remove it",
-                        path.display()
+                        file.display().display()
                     )
                 })?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(format!("cannot read {}: {e}", file.display().display())),
             },
             None => BTreeMap::new(),
         };
         Ok(Self {
-            path,
+            file,
             records: Mutex::new(records),
         })
     }
@@ -107,10 +107,10 @@ impl PluginStates {
         } else {
             next.insert(plugin.to_owned(), record);
         }
-        if let Some(path) = &self.path {
+        if let Some(file) = &self.file {
             let bytes = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
-            crate::fs::write_atomically(path, &bytes)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            file.write_atomically(&bytes)
+                .map_err(|e| format!("cannot write {}: {e}", file.display().display()))?;
         }
         *records = next;
         Ok(())
@@ -124,8 +124,9 @@ mod tests {
     #[test]
     fn states_survive_reopening_and_enabled_is_the_default() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lifecycle/plugins.json");
-        let states = PluginStates::open(Some(path.clone())).unwrap();
+        let root = std::sync::Arc::new(crate::fs::Confined::open(dir.path()).unwrap());
+        let file = || Some(ConfinedFile::new(root.clone(), "lifecycle/plugins.json"));
+        let states = PluginStates::open(file()).unwrap();
         assert_eq!(states.get("hello").state, PluginState::Enabled);
         let paused = StateRecord {
             state: PluginState::Paused,
@@ -142,16 +143,11 @@ mod tests {
                 },
             )
             .unwrap();
-        let again = PluginStates::open(Some(path.clone())).unwrap();
+        let again = PluginStates::open(file()).unwrap();
         assert_eq!(again.get("hello"), paused);
         assert_eq!(again.disabled(), vec!["neural".to_owned()]);
         again.set("neural", StateRecord::default()).unwrap();
-        assert!(
-            PluginStates::open(Some(path))
-                .unwrap()
-                .disabled()
-                .is_empty()
-        );
+        assert!(PluginStates::open(file()).unwrap().disabled().is_empty());
     }
 
     #[test]
@@ -159,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plugins.json");
         std::fs::write(&path, "{not json").unwrap();
-        let e = PluginStates::open(Some(path)).unwrap_err();
+        let e = PluginStates::open(Some(ConfinedFile::beside(&path).unwrap())).unwrap_err();
         assert!(
             e.contains("plugins.json") && e.contains("fix or remove"),
             "{e}"

@@ -35,12 +35,15 @@ pub fn load(path: &Path) -> Result<ed25519::Keypair, KeyError> {
         path: path.to_owned(),
         source,
     })?;
+    parse(&text).ok_or_else(|| KeyError::Malformed(path.to_owned()))
+}
+
+/// The key a key file's text holds, if it holds one.
+pub fn parse(text: &str) -> Option<ed25519::Keypair> {
     let mut secret = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut secret)
-        .map_err(|_| KeyError::Malformed(path.to_owned()))?;
-    let secret = ed25519::SecretKey::try_from_bytes(secret)
-        .map_err(|_| KeyError::Malformed(path.to_owned()))?;
-    Ok(ed25519::Keypair::from(secret))
+    hex::decode_to_slice(text.trim(), &mut secret).ok()?;
+    let secret = ed25519::SecretKey::try_from_bytes(secret).ok()?;
+    Some(ed25519::Keypair::from(secret))
 }
 
 /// Creates a new key in `path`, which must not exist.

@@ -2,10 +2,12 @@
 //! the host serves with), then copy its manifest and component into the plugin
 //! directory through a hidden staging directory and a rename. A plugin that
 //! does not load is never copied. An installed plugin is replaced only with
-//! `--force`: the old directory is moved aside, the new one renamed in, and
-//! the old one put back if that fails. (A single-syscall swap would need
-//! `renameat2(RENAME_EXCHANGE)`; a loader scanning at that instant may miss
-//! the plugin once.)
+//! `--force`, in one `renameat2(RENAME_EXCHANGE)` that swaps the staged and
+//! the installed directory (a process killed at any moment leaves the old
+//! plugin or the new one, whole). Where the file system cannot exchange,
+//! the old directory is moved aside and the new one renamed in; an install
+//! killed between the two is put right by [`recover`], which every install
+//! and every host start run first.
 
 use std::path::{Path, PathBuf};
 
@@ -91,10 +93,11 @@ pub async fn install(
     let io = |what: String| move |source| InstallError::Io { what, source };
     std::fs::create_dir_all(plugins_dir)
         .map_err(io(format!("cannot create {}", plugins_dir.display())))?;
+    recover(plugins_dir);
     // Stage in a hidden directory beside the destination (same file system,
     // so the final rename is atomic; hidden, so a loader passes it over).
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".install-{name}-"))
+        .prefix(&format!("{STAGING}{}-{name}-", std::process::id()))
         .tempdir_in(plugins_dir)
         .map_err(io(format!("cannot stage in {}", plugins_dir.display())))?;
     // The signature and provenance, when present, travel with the plugin:
@@ -129,28 +132,20 @@ pub async fn install(
 
     let staged = staging.keep();
     let replaced = installed_version.is_some();
-    if replaced {
-        let retired = plugins_dir.join(format!(".retired-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&retired);
-        std::fs::rename(&dest, &retired)
-            .map_err(io(format!("cannot move {} aside", dest.display())))?;
-        if let Err(e) = std::fs::rename(&staged, &dest) {
-            // Put the old plugin back: a failed install changes nothing.
-            let _ = std::fs::rename(&retired, &dest);
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(io(format!(
-                "cannot move the new plugin to {}",
-                dest.display()
-            ))(e));
-        }
-        let _ = std::fs::remove_dir_all(&retired);
-    } else if let Err(e) = std::fs::rename(&staged, &dest) {
+    let moved = if replaced {
+        replace_dir(plugins_dir, &name, &staged, &dest)
+    } else {
+        std::fs::rename(&staged, &dest)
+    };
+    if let Err(e) = moved {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(io(format!(
             "cannot move the new plugin to {}",
             dest.display()
         ))(e));
     }
+    // The rename itself is durable once the directory is.
+    let _ = std::fs::File::open(plugins_dir).and_then(|d| d.sync_all());
     let mut plugin = plugin;
     plugin.source = super::loader::Source::Dir(dest.clone());
     Ok(Installed {
@@ -158,6 +153,85 @@ pub async fn install(
         path: dest,
         replaced,
     })
+}
+
+/// Swaps the staged directory in for the installed one at `dest`; the old
+/// version ends up at `staged` (exchange) or is removed (fallback).
+fn replace_dir(plugins_dir: &Path, name: &str, staged: &Path, dest: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, staged, CWD, dest, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(staged);
+            return Ok(());
+        }
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+        Err(e) => return Err(e.into()),
+    }
+    let retired = plugins_dir.join(format!("{RETIRED}{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&retired);
+    std::fs::rename(dest, &retired)?;
+    if let Err(e) = std::fs::rename(staged, dest) {
+        // Put the old plugin back: a failed install changes nothing.
+        let _ = std::fs::rename(&retired, dest);
+        return Err(e);
+    }
+    let _ = std::fs::remove_dir_all(&retired);
+    Ok(())
+}
+
+/// The prefix of a staging directory.
+const STAGING: &str = ".install-";
+/// The prefix of an old version moved aside (where exchange is not had).
+const RETIRED: &str = ".retired-";
+
+/// Puts right what an install killed midway left in `plugins_dir`: an old
+/// version moved aside whose name is free again is moved back, and
+/// staging directories and leftover old versions are removed. Installs
+/// still running (their process id is in the names) are left alone. (The
+/// loader passes hidden directories over, so none of these was served.)
+pub fn recover(plugins_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(plugins_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let (retired, rest) = if let Some(rest) = file_name.strip_prefix(STAGING) {
+            (false, rest)
+        } else if let Some(rest) = file_name.strip_prefix(RETIRED) {
+            (true, rest)
+        } else {
+            continue;
+        };
+        // `<pid>-<name>[-<random>]`
+        let Some((pid, name)) = rest.split_once('-') else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok_and(running) {
+            continue;
+        }
+        let path = entry.path();
+        let dest = plugins_dir.join(name);
+        if retired && !name.is_empty() && !dest.exists() && std::fs::rename(&path, &dest).is_ok() {
+            tracing::warn!(plugin = name, "an interrupted install was rolled back");
+        } else {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether process `pid` runs (this one counts as not: its own installs
+/// are not in progress when it recovers).
+fn running(pid: u32) -> bool {
+    pid != std::process::id()
+        && rustix::process::Pid::from_raw(pid as i32).is_some_and(|pid| {
+            !matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            )
+        })
 }
 
 /// The version of the plugin installed at `dir`, if one is (an unreadable
@@ -172,4 +246,73 @@ fn installed_version(dir: &Path) -> Option<String> {
         .map(|m| m.version.to_string())
         .unwrap_or_else(|| "(unreadable manifest)".into());
     Some(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin_dir(at: &Path, version: &str) {
+        std::fs::create_dir_all(at).unwrap();
+        std::fs::write(at.join(MANIFEST_FILE), format!("version = \"{version}\"\n")).unwrap();
+    }
+
+    fn version(at: &Path) -> String {
+        let text = std::fs::read_to_string(at.join(MANIFEST_FILE)).unwrap();
+        text.trim()
+            .trim_start_matches("version = ")
+            .trim_matches('"')
+            .to_owned()
+    }
+
+    #[test]
+    fn an_install_killed_between_its_renames_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // Killed after moving the old version aside, before renaming the new one in.
+        let dead = 999_999_999u32;
+        plugin_dir(
+            &dir.path().join(format!("{RETIRED}{dead}-my-tool")),
+            "1.0.0",
+        );
+        plugin_dir(
+            &dir.path().join(format!("{STAGING}{dead}-my-tool-x1y2")),
+            "2.0.0",
+        );
+        // Another plugin, replaced whole before the kill: its old copy just goes.
+        plugin_dir(&dir.path().join("other"), "2.0.0");
+        plugin_dir(&dir.path().join(format!("{RETIRED}{dead}-other")), "1.0.0");
+        recover(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["my-tool", "other"]);
+        assert_eq!(version(&dir.path().join("my-tool")), "1.0.0");
+        assert_eq!(version(&dir.path().join("other")), "2.0.0");
+    }
+
+    #[test]
+    fn a_running_install_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // Process 1 (init) always runs.
+        let staging = dir.path().join(format!("{STAGING}1-busy-abcd"));
+        plugin_dir(&staging, "1.0.0");
+        recover(dir.path());
+        assert!(staging.exists());
+    }
+
+    #[test]
+    fn replacing_swaps_the_directories_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("p");
+        let staged = dir
+            .path()
+            .join(format!("{STAGING}{}-p-1", std::process::id()));
+        plugin_dir(&dest, "1.0.0");
+        plugin_dir(&staged, "2.0.0");
+        replace_dir(dir.path(), "p", &staged, &dest).unwrap();
+        assert_eq!(version(&dest), "2.0.0");
+        assert!(!staged.exists(), "the old version is gone");
+    }
 }
