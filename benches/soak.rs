@@ -131,7 +131,7 @@ timeout_ms = 2000
 capabilities = ["log", "kv"]
 
 [levels.untrusted.breaker]
-failures = 100000000
+failures = 1000000
 "#;
 
 /// What is watched: resident memory, open descriptors, data bytes.
