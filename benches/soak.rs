@@ -23,8 +23,6 @@ use toolmesh::app::Stack;
 use toolmesh::config::Config;
 use toolmesh::service::{CallMeta, ToolService};
 
-const WARM_CALLS: u64 = 10_000;
-
 /// One kind of call in the mix: its tool, arguments and weight (calls per
 /// 10,000), and whether it must succeed.
 struct Kind {
@@ -203,10 +201,14 @@ async fn call(service: &ToolService, i: u64, failures: &AtomicU64) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test` runs this as a smoke
+    // test of the mix, a few thousand calls.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let warm_calls: u64 = if benching { 10_000 } else { 1_000 };
     let total: u64 = std::env::var("TOOLMESH_SOAK_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(if benching { 1_000_000 } else { 3 * warm_calls });
     let workers: u64 = std::env::var("TOOLMESH_SOAK_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -286,7 +288,7 @@ fn main() {
         });
     };
     let started = Instant::now();
-    run_until(WARM_CALLS.min(total));
+    run_until(warm_calls.min(total));
     let warm = read(&data);
     let warm_at = started.elapsed();
     run_until(total);
@@ -297,11 +299,11 @@ fn main() {
     println!(
         "soak: {calls} calls in {:.1} s ({:.0} calls/s), {workers} workers, {} failures of calls that must succeed",
         took.as_secs_f64(),
-        (calls - WARM_CALLS.min(total)) as f64 / (took - warm_at).as_secs_f64(),
+        (calls - warm_calls.min(total)) as f64 / (took - warm_at).as_secs_f64(),
         failures.load(Ordering::Relaxed)
     );
     println!(
-        "soak: after {WARM_CALLS}: RSS {} KiB, {} fds, data {} bytes",
+        "soak: after {warm_calls}: RSS {} KiB, {} fds, data {} bytes",
         warm.rss_kib, warm.fds, warm.data_bytes
     );
     println!(

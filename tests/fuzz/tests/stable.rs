@@ -145,7 +145,7 @@ fn run(name: &str, target: Target, input: &[u8]) -> Result<(), String> {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../target/fuzz-findings")
                 .join(name);
-            let file = dir.join(hex::encode(&fnv1a(input)));
+            let file = dir.join(hex::encode(fnv1a(input)));
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(&file, input);
             Err(format!(
