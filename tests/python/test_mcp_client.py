@@ -27,7 +27,8 @@ async def session():
         params = StdioServerParameters(
             command=BINARY,
             args=["--data-dir", data, "serve"],
-            env={"TOOLMESH_LOG": "warn"},
+            # Wait for every plugin: a cold compile can outlast the 5 s start bound.
+            env={"TOOLMESH_LOG": "warn", "TOOLMESH_STARTUP_WAIT_MS": "600000"},
         )
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as client:

@@ -26,7 +26,10 @@ async def session(**callbacks):
         pytest.fail(f"TOOLMESH_BIN must name the built toolmesh binary (got {BINARY!r})")
     with tempfile.TemporaryDirectory() as data:
         params = StdioServerParameters(
-            command=BINARY, args=["--data-dir", data, "serve"], env={"TOOLMESH_LOG": "warn"}
+            command=BINARY,
+            args=["--data-dir", data, "serve"],
+            # Wait for every plugin: a cold compile can outlast the 5 s start bound.
+            env={"TOOLMESH_LOG": "warn", "TOOLMESH_STARTUP_WAIT_MS": "600000"},
         )
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write, **callbacks) as client:
