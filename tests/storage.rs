@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
+use toolmesh_test_support::rng::SplitMix64;
 use toolmesh_test_support::{Client, TempHost, call, first_text, serve_command, test_plugin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolmesh");
@@ -72,26 +73,9 @@ fn kill(pid: u32) {
         .status();
 }
 
-/// SplitMix64, seeded, so that a failing run repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Writes until the host dies: one operation at a time, each recorded as
 /// in flight before it is sent and as acknowledged when answered.
-async fn write_until_killed(client: &Client, acked: &Mutex<Acknowledged>, mut rng: Rng) {
+async fn write_until_killed(client: &Client, acked: &Mutex<Acknowledged>, mut rng: SplitMix64) {
     let lock = || {
         acked
             .lock()
@@ -117,7 +101,7 @@ async fn write_until_killed(client: &Client, acked: &Mutex<Acknowledged>, mut rn
             }
             1 => {
                 // Up to 256 KiB: large enough that a kill lands mid-write.
-                let text = format!("blob {i} {}", "x".repeat(rng.below(256 << 10) as usize));
+                let text = format!("blob {i} {}", "x".repeat(rng.below(256 << 10)));
                 let Ok(result) = call(client, "hostile__blob_put", json!({"text": text})).await
                 else {
                     return;
@@ -128,7 +112,7 @@ async fn write_until_killed(client: &Client, acked: &Mutex<Acknowledged>, mut rn
                 lock().blobs.push((first_text(&result).to_owned(), text));
             }
             _ => {
-                let amount = 1 + rng.below(100);
+                let amount = 1 + rng.below(100) as u64;
                 lock().spend_in_flight = amount;
                 let arguments = json!({"id": "crash", "amount": amount});
                 let Ok(result) = call(client, "budget__report_spending", arguments).await else {
@@ -254,7 +238,7 @@ async fn acknowledged_writes_survive_sigkill_at_random_moments() -> anyhow::Resu
         dir
     });
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
-    let mut rng = Rng(0x5eed_c0de);
+    let mut rng = SplitMix64(0x5eed_c0de);
     let mut versions_seen = std::collections::BTreeSet::new();
     let mut checked_blobs = 0;
     let started = Instant::now();
@@ -268,7 +252,7 @@ async fn acknowledged_writes_survive_sigkill_at_random_moments() -> anyhow::Resu
         let client = Arc::new(running.client);
         let writer = tokio::spawn({
             let (client, acked) = (client.clone(), acked.clone());
-            let rng = Rng(rng.next());
+            let rng = SplitMix64(rng.next_u64());
             async move { write_until_killed(&client, &acked, rng).await }
         });
         let installer_pid = Arc::new(Mutex::new(None));
@@ -277,7 +261,7 @@ async fn acknowledged_writes_survive_sigkill_at_random_moments() -> anyhow::Resu
             sources.clone(),
             installer_pid.clone(),
         ));
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(1200))).await;
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(1200) as u64)).await;
         kill(running.pid);
         if let Some(pid) = *installer_pid
             .lock()

@@ -93,6 +93,22 @@ impl Confined {
             .collect()
     }
 
+    /// Appends `bytes` to file `rel` (created, with its directory, if missing).
+    pub fn append(&self, rel: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.create_dir_all(parent)?;
+        }
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        let mut file = self.root.open_with(rel, &options)?;
+        file.write_all(bytes)
+    }
+
+    /// Renames file `from` to `to`, both inside the root.
+    pub fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.root.rename(from, &self.root, to)
+    }
+
     /// A new, empty temporary file in directory `rel_dir` (created if
     /// missing), removed when dropped unless [`Confined::persist`] moves it.
     pub fn stage(&self, rel_dir: &Path) -> std::io::Result<Staged> {
@@ -140,24 +156,6 @@ impl Confined {
     }
 }
 
-impl Confined {
-    /// Appends `bytes` to file `rel` (created, with its directory, if missing).
-    pub fn append(&self, rel: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-            self.create_dir_all(parent)?;
-        }
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        let mut file = self.root.open_with(rel, &options)?;
-        file.write_all(bytes)
-    }
-
-    /// Renames file `from` to `to`, both inside the root.
-    pub fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.root.rename(from, &self.root, to)
-    }
-}
-
 /// One file under a [`Confined`] root: the state and log files of the
 /// data directory are these.
 #[derive(Debug, Clone)]
@@ -189,6 +187,11 @@ impl ConfinedFile {
         self.root.display(&self.rel)
     }
 
+    /// Opens it for reading and writing, creating it if missing.
+    pub fn open_or_create(&self) -> std::io::Result<std::fs::File> {
+        self.root.open_or_create(&self.rel)
+    }
+
     /// Its contents.
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
         self.root.read(&self.rel)
@@ -214,6 +217,12 @@ impl ConfinedFile {
         let mut to = self.rel.clone().into_os_string();
         to.push(suffix);
         self.root.rename(&self.rel, Path::new(&to))
+    }
+}
+
+impl std::fmt::Display for ConfinedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.display().display())
     }
 }
 
@@ -264,11 +273,7 @@ fn rand_u64() -> u64 {
 /// one, never half of it, confined to `path`'s directory (a symlink there
 /// is replaced, never written through). Creates the directory if needed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
-    Confined::open(dir)?.write_atomically(Path::new(name), bytes)
+    ConfinedFile::beside(path)?.write_atomically(bytes)
 }
 
 #[cfg(test)]

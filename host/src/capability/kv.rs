@@ -66,15 +66,8 @@ impl DbSlot {
     /// Opens the database file at `path`, through a confined handle on its
     /// directory (a symlink planted in its place is not followed out).
     fn open(path: &Path) -> Result<Database, redb::Error> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| {
-            redb::Error::Io(std::io::Error::other(format!(
-                "{} names no file",
-                path.display()
-            )))
-        })?;
-        let file = crate::fs::Confined::open(dir)
-            .and_then(|dir| dir.open_or_create(Path::new(name)))
+        let file = crate::fs::ConfinedFile::beside(path)
+            .and_then(|file| file.open_or_create())
             .map_err(redb::Error::Io)?;
         Ok(Database::builder().create_file(file)?)
     }

@@ -51,7 +51,7 @@ impl AlertStore {
             .and_then(|f| match f.read() {
                 Ok(bytes) => serde_json::from_slice(&bytes)
                     .inspect_err(|e| {
-                        tracing::warn!(path = %f.display().display(), "alerts file unreadable, starting empty: {e}");
+                        tracing::warn!(path = %f, "alerts file unreadable, starting empty: {e}");
                     })
                     .ok(),
                 Err(_) => None,
@@ -79,7 +79,7 @@ impl AlertStore {
             .map_err(std::io::Error::other)
             .and_then(|bytes| file.write_atomically(&bytes));
         if let Err(e) = written {
-            tracing::warn!(path = %file.display().display(), "cannot write the alerts file: {e}");
+            tracing::warn!(path = %file, "cannot write the alerts file: {e}");
         }
     }
 

@@ -240,10 +240,7 @@ impl PluginControl {
             Ok(plugin) => Ok(plugin),
             Err(e) => {
                 let message = format!("{source}: {e}");
-                self.ops.set_last_error(name, Some(message.clone()));
-                self.ops
-                    .events
-                    .record(name, EventKind::Failed, Some(message.clone()));
+                self.failed(name, message.clone());
                 Err(message)
             }
         }
@@ -334,17 +331,13 @@ impl PluginControl {
                 Err(e) => {
                     let message = format!("{}: {e}", path.display());
                     tracing::error!(plugin = %label, "plugin not loaded: {message}");
-                    self.ops.set_last_error(&label, Some(message.clone()));
                     let serving = self.registry.snapshot().plugin(&label).is_some();
                     let message = if serving {
                         format!("{message} (the loaded version keeps serving)")
                     } else {
                         message
                     };
-                    self.ops
-                        .events
-                        .record(&label, EventKind::Failed, Some(message));
-                    self.ops.changed();
+                    self.failed(&label, message);
                 }
             }
         }
@@ -405,11 +398,7 @@ impl PluginControl {
                 Err(e) => {
                     let message = format!("{}: {e}", outcome.source);
                     tracing::error!(plugin = %label, "plugin not loaded: {message}");
-                    self.ops.set_last_error(&label, Some(message.clone()));
-                    self.ops
-                        .events
-                        .record(&label, EventKind::Failed, Some(message));
-                    self.ops.changed();
+                    self.failed(&label, message);
                     if let Some(bundled) = waiting.remove(&label) {
                         self.serve_late(bundled, None);
                     }
@@ -455,6 +444,16 @@ impl PluginControl {
         for (_, bundled) in waiting {
             self.serve_late(bundled, None);
         }
+    }
+
+    /// Records that plugin `name` failed to load: its last error, a
+    /// `failed` event, and a change for the live views.
+    fn failed(&self, name: &str, message: String) {
+        self.ops.set_last_error(name, Some(message.clone()));
+        self.ops
+            .events
+            .record(name, EventKind::Failed, Some(message));
+        self.ops.changed();
     }
 
     /// Serves a plugin that finished loading after the load phase, unless

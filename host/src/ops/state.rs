@@ -62,11 +62,11 @@ impl PluginStates {
                 Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                     format!(
                         "{} is not a valid plugin state file ({e}); fix or remove it",
-                        file.display().display()
+                        file
                     )
                 })?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(e) => return Err(format!("cannot read {}: {e}", file.display().display())),
+                Err(e) => return Err(format!("cannot read {}: {e}", file)),
             },
             None => BTreeMap::new(),
         };
@@ -110,7 +110,7 @@ impl PluginStates {
         if let Some(file) = &self.file {
             let bytes = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
             file.write_atomically(&bytes)
-                .map_err(|e| format!("cannot write {}: {e}", file.display().display()))?;
+                .map_err(|e| format!("cannot write {}: {e}", file))?;
         }
         *records = next;
         Ok(())

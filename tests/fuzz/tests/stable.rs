@@ -13,6 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use toolmesh_fuzz::{TARGETS, Target, seeds};
+use toolmesh_test_support::rng::SplitMix64;
 
 /// Tokens the formats are built of, spliced into inputs.
 const TOKENS: &[&[u8]] = &[
@@ -55,25 +56,8 @@ const TOKENS: &[&[u8]] = &[
     b"\x7fTMNW",
 ];
 
-/// A small, fast, seeded generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One to four mutations of `input` (`other` is another input to splice).
-fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut SplitMix64, input: &[u8], other: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..=rng.below(4) {
         let at = rng.below(out.len() + 1);
@@ -84,11 +68,11 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
             }
             1 if !out.is_empty() => {
                 let i = rng.below(out.len());
-                out[i] = rng.next() as u8;
+                out[i] = rng.next_u64() as u8;
             }
             2 => {
                 let n = 1 + rng.below(8);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 out.splice(at..at, bytes);
             }
             3 if !out.is_empty() => {
@@ -196,10 +180,11 @@ fn every_parser_of_outside_input_survives_a_bounded_fuzz_pass() {
         }
         let mut pool: Vec<Vec<u8>> = seeds.clone();
         pool.extend(kept.into_iter().map(|(_, input)| input));
-        let mut rng = Rng(seed
-            ^ fnv1a(name.as_bytes())
+        let mut rng = SplitMix64(
+            seed ^ fnv1a(name.as_bytes())
                 .iter()
-                .fold(0, |a, b| a << 8 | u64::from(*b)));
+                .fold(0, |a, b| a << 8 | u64::from(*b)),
+        );
         for input in &seeds {
             executions += 1;
             if let Err(e) = run(name, target, input) {

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod http;
 pub mod mesh;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
