@@ -435,3 +435,67 @@ fn signatures_are_checked_and_trust_caps_the_level() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Links planted in the plugin directory that point out of it are not
+/// followed: a component linked to a file elsewhere is refused with the
+/// reason (the good plugin beside it loads), and an install over a plugin
+/// name planted as a link to a directory elsewhere replaces the link and
+/// writes nothing there.
+#[test]
+fn links_planted_in_the_plugin_directory_are_not_followed_out() -> anyhow::Result<()> {
+    let host = TempHost::new()?;
+    let outside = tempfile::tempdir()?;
+    host.add_plugin(&hello_dir(), "good")?;
+    let linked = host.add_plugin(&hello_dir(), "linked")?;
+    edit_manifest(&linked, "name = \"hello\"", "name = \"linked\"");
+    let elsewhere = outside.path().join("hello.wasm");
+    std::fs::rename(linked.join("hello.wasm"), &elsewhere)?;
+    std::os::unix::fs::symlink(&elsewhere, linked.join("hello.wasm"))?;
+    let list = toolmesh(&host, &["plugin", "list"]);
+    let listed = format!("{}{}", stdout(&list), stderr(&list));
+    assert!(
+        listed.contains("linked") && listed.contains("not followed"),
+        "the linked component is refused with the reason: {listed}"
+    );
+    assert!(
+        listed.contains("hello__greet"),
+        "the good plugin loads: {listed}"
+    );
+    std::fs::remove_dir_all(&linked)?;
+
+    // `plugins/hello` planted as a link to a directory elsewhere that
+    // holds a plugin: `--force` swaps the link out and leaves that
+    // directory as it was.
+    let target = outside.path().join("planted");
+    std::fs::create_dir(&target)?;
+    for file in ["plugin.toml", "hello.wasm"] {
+        std::fs::copy(hello_dir().join(file), target.join(file))?;
+    }
+    std::fs::remove_dir_all(host.plugins_dir().join("good"))?;
+    std::os::unix::fs::symlink(&target, host.plugins_dir().join("hello"))?;
+    let source = hello_dir();
+    let forced = toolmesh(
+        &host,
+        &["plugin", "install", "--force", source.to_str().unwrap()],
+    );
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let installed = host.plugins_dir().join("hello");
+    assert!(
+        !installed.symlink_metadata()?.file_type().is_symlink(),
+        "the link was replaced by the plugin itself"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(&target)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    left.sort();
+    assert_eq!(left, ["hello.wasm", "plugin.toml"], "nothing written there");
+    assert_eq!(
+        std::fs::read(target.join("plugin.toml"))?,
+        std::fs::read(hello_dir().join("plugin.toml"))?
+    );
+    let entries: Vec<_> = std::fs::read_dir(host.plugins_dir())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(entries, ["hello"], "no staging left behind");
+    Ok(())
+}

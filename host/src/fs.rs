@@ -35,6 +35,114 @@ impl Confined {
         })
     }
 
+    /// Opens the existing directory `path` as a confinement root (a plugin
+    /// directory: nothing is created).
+    pub fn open_existing(path: &Path) -> std::io::Result<Self> {
+        let root = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Self {
+            root,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Directory `path` (created if missing), opened through its parent
+    /// (also created): a last component planted as a symlink out of the
+    /// parent is refused (the mesh's `<data>/p2p`).
+    pub fn open_through_parent(path: &Path) -> std::io::Result<Self> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::other(format!("{} names no directory", path.display()))
+        })?;
+        Self::open(parent)?.subdir(Path::new(name))
+    }
+
+    /// Directory `rel` beneath the root (created if missing) as a root of
+    /// its own: a `rel` planted as a symlink out of this root is refused.
+    pub fn subdir(&self, rel: &Path) -> std::io::Result<Self> {
+        let root = match self.root.open_dir(rel) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.root.create_dir_all(rel)?;
+                self.root.open_dir(rel)?
+            }
+            opened => opened?,
+        };
+        Ok(Self {
+            root,
+            path: self.path.join(rel),
+        })
+    }
+
+    /// A new, empty directory in the root named `prefix` and a random
+    /// suffix (an install's or a download's staging area).
+    pub fn create_unique_dir(&self, prefix: &str) -> std::io::Result<PathBuf> {
+        loop {
+            let name = PathBuf::from(format!("{prefix}{:012x}", rand_u64() >> 16));
+            match self.root.create_dir(&name) {
+                Ok(()) => return Ok(name),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes directory `rel` and everything in it (a symlink is removed,
+    /// not followed).
+    pub fn remove_dir_all(&self, rel: &Path) -> std::io::Result<()> {
+        match self.root.symlink_metadata(rel) {
+            Ok(meta) if meta.is_dir() => self.root.remove_dir_all(rel),
+            Ok(_) => self.root.remove_file(rel),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `rel` is a directory beneath the root (a symlink out of it
+    /// is not).
+    pub fn is_dir(&self, rel: &Path) -> bool {
+        self.root.metadata(rel).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Whether there is an entry `rel` at all (a symlink counts, wherever
+    /// it points).
+    pub fn exists(&self, rel: &Path) -> bool {
+        self.root.symlink_metadata(rel).is_ok()
+    }
+
+    /// Whether `rel` is a file beneath the root.
+    pub fn is_file(&self, rel: &Path) -> bool {
+        self.root.metadata(rel).is_ok_and(|m| m.is_file())
+    }
+
+    /// Copies file `from` in this root to `to` in `dest`, and syncs the copy.
+    pub fn copy_to(&self, from: &Path, dest: &Confined, to: &Path) -> std::io::Result<()> {
+        self.root.copy(from, &dest.root, to)?;
+        dest.root.open(to)?.into_std().sync_all()
+    }
+
+    /// Writes `bytes` to a new file `rel` (it must not exist), synced, with
+    /// permission bits `mode` (a key file is `0o600`).
+    pub fn create_new(&self, rel: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+        use cap_std::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true).mode(mode);
+        let mut file = self.root.open_with(rel, &options)?.into_std();
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    /// Swaps entries `a` and `b` of the root in one step
+    /// (`renameat2(RENAME_EXCHANGE)`): each name then holds what the other
+    /// held. Fails with `EINVAL` or `ENOSYS` where the file system cannot.
+    pub fn exchange(&self, a: &Path, b: &Path) -> std::io::Result<()> {
+        use rustix::fs::{RenameFlags, renameat_with};
+        renameat_with(&self.root, a, &self.root, b, RenameFlags::EXCHANGE)?;
+        Ok(())
+    }
+
+    /// Makes the root's entries durable (after a rename in it).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.root.try_clone()?.into_std_file().sync_all()
+    }
+
     /// The root's path (for messages).
     pub fn path(&self) -> &Path {
         &self.path

@@ -434,7 +434,7 @@ fn key(config: &Config, generate: Option<&std::path::Path>) -> anyhow::Result<Ex
         }
         None => {
             let path = config.p2p_dir().join(identity::HOST_KEY_FILE);
-            let key = identity::load_or_create(&path)?;
+            let key = identity::host_key(&config.p2p_dir())?;
             let peer_id = identity::libp2p_keypair(&key).public().to_peer_id();
             writeln!(out, "peer id: {peer_id}")?;
             writeln!(out, "publisher key: {}", PublisherKey::of(&key))?;
@@ -451,7 +451,7 @@ fn sign(
 ) -> anyhow::Result<ExitCode> {
     let key = match key {
         Some(path) => identity::load(path)?,
-        None => identity::load_or_create(&config.p2p_dir().join(identity::HOST_KEY_FILE))?,
+        None => identity::host_key(&config.p2p_dir())?,
     };
     let (manifest, signature) = sign_dir(dir, &key)?;
     let path = dir.join(SIGNATURE_FILE);

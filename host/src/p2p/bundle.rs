@@ -13,6 +13,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fs::Confined;
+use crate::plugin::files::PluginFiles;
 use crate::plugin::manifest::{MANIFEST_FILE, Manifest};
 use crate::plugin::trust::{PROVENANCE_FILE, Provenance, SIGNATURE_FILE};
 
@@ -44,7 +46,10 @@ pub enum BundleError {
     /// The bytes are not a bundle.
     #[error("not a plugin bundle: {0}")]
     Format(String),
-    /// Reading or writing its files failed.
+    /// The plugin directory's files cannot be read.
+    #[error(transparent)]
+    Plugin(crate::plugin::LoadError),
+    /// Writing its files failed.
     #[error("{what}: {source}")]
     Io {
         /// What was being done.
@@ -61,20 +66,15 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> BundleError {
 impl Bundle {
     /// The bundle of the plugin in directory `dir`.
     pub fn read_dir(dir: &Path) -> Result<Self, BundleError> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))
-        };
-        let manifest_text = read(MANIFEST_FILE)?;
+        let files = PluginFiles::open(dir).map_err(BundleError::Plugin)?;
+        let manifest_text = files.manifest_text().map_err(BundleError::Plugin)?;
         let manifest = Manifest::parse(&manifest_text).map_err(BundleError::Format)?;
-        let signature_text = if dir.join(SIGNATURE_FILE).is_file() {
-            Some(read(SIGNATURE_FILE)?)
-        } else {
-            None
-        };
-        let path = dir.join(&manifest.component);
-        let component =
-            std::fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let signature_text = files
+            .optional_text(SIGNATURE_FILE)
+            .map_err(BundleError::Plugin)?;
+        let component = files
+            .read(&manifest.component)
+            .map_err(BundleError::Plugin)?;
         Ok(Self {
             manifest_text,
             signature_text,
@@ -136,11 +136,14 @@ impl Bundle {
 
     /// Writes the plugin's files into `dir` (which exists and is empty),
     /// with `provenance` saying where it came from.
-    pub fn write_dir(&self, dir: &Path, provenance: &Provenance) -> Result<(), BundleError> {
+    pub fn write_dir(&self, dir: &Confined, provenance: &Provenance) -> Result<(), BundleError> {
         let manifest = self.manifest()?;
         let write = |name: &str, bytes: &[u8]| {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).map_err(io(format!("cannot write {}", path.display())))
+            dir.write_atomically(Path::new(name), bytes)
+                .map_err(io(format!(
+                    "cannot write {}",
+                    dir.display(Path::new(name)).display()
+                )))
         };
         write(MANIFEST_FILE, self.manifest_text.as_bytes())?;
         // The manifest parser allows only a plain file name here.

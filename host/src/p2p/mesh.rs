@@ -7,7 +7,7 @@
 //! level the trust policy allows peers; otherwise listed, not installed.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use super::{P2pConfig, identity, lock};
 use crate::capability::blobs::BlobStore;
 use crate::capability::progress::ProgressSink;
 use crate::content_hash::ContentHash;
+use crate::fs::Confined;
 use crate::plugin::install::install;
 use crate::plugin::trust::{Provenance, Signature};
 use crate::plugin::{Loader, Registry, Source};
@@ -99,6 +100,10 @@ pub struct Mesh {
     loader: Arc<Loader>,
     registry: Arc<Registry>,
     paths: MeshPaths,
+    /// `paths.state_dir`, opened through the data directory (a `p2p`
+    /// planted there as a link out is refused) and confining every file
+    /// the mesh keeps.
+    state: Confined,
     statuses: Mutex<HashMap<ContentHash, String>>,
     installing: tokio::sync::Mutex<()>,
 }
@@ -135,18 +140,28 @@ impl Mesh {
             .blobs
             .clone()
             .ok_or_else(|| anyhow::anyhow!("p2p needs the blob store, which did not open"))?;
-        let key = identity::load_or_create(&paths.state_dir.join(identity::HOST_KEY_FILE))?;
-        let local: Vec<Offer> = std::fs::read(paths.state_dir.join(OFFERS_FILE))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Vec<Offer>>(&bytes).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|o| {
-                o.hash_text()
-                    .parse::<ContentHash>()
-                    .is_ok_and(|h| blobs.contains(&h))
-            })
-            .collect();
+        let state = identity::open_state_dir(&paths.state_dir)?;
+        let key = identity::load_or_create_in(&state, identity::HOST_KEY_FILE)?;
+        let local: Vec<Offer> = match state.read(Path::new(OFFERS_FILE)) {
+            Ok(bytes) => serde_json::from_slice::<Vec<Offer>>(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %state.display(Path::new(OFFERS_FILE)).display(),
+                    "the saved offers are unreadable, starting without them: {e}");
+                Vec::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => anyhow::bail!(
+                "cannot read {}: {}",
+                state.display(Path::new(OFFERS_FILE)).display(),
+                crate::plugin::files::escape_explained(e)
+            ),
+        }
+        .into_iter()
+        .filter(|o| {
+            o.hash_text()
+                .parse::<ContentHash>()
+                .is_ok_and(|h| blobs.contains(&h))
+        })
+        .collect();
         let local = Arc::new(Mutex::new(local));
         let book = Arc::new(Mutex::new(PeerBook::new(config.peer_ttl())));
         let started = swarm::start(
@@ -170,6 +185,7 @@ impl Mesh {
             loader,
             registry,
             paths,
+            state,
             statuses: Mutex::new(HashMap::new()),
             installing: tokio::sync::Mutex::new(()),
         });
@@ -268,10 +284,11 @@ impl Mesh {
             local.push(offer.clone());
             local.clone()
         };
-        let path = self.paths.state_dir.join(OFFERS_FILE);
         let json = serde_json::to_vec_pretty(&offers).map_err(|e| e.to_string())?;
-        crate::fs::write_atomically(&path, &json)
-            .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
+        let file = Path::new(OFFERS_FILE);
+        self.state
+            .write_atomically(file, &json)
+            .map_err(|e| format!("cannot save {}: {e}", self.state.display(file).display()))?;
         self.link
             .commands
             .send(Command::Announce(offers))
@@ -459,23 +476,32 @@ impl Mesh {
         {
             return Ok(received(loaded, &signature, false));
         }
-        std::fs::create_dir_all(&self.paths.state_dir).map_err(|e| e.to_string())?;
-        let staging = tempfile::Builder::new()
-            .prefix(".receive-")
-            .tempdir_in(&self.paths.state_dir)
+        let staging = self
+            .state
+            .create_unique_dir(".receive-")
             .map_err(|e| format!("cannot stage the plugin: {e}"))?;
-        bundle
-            .write_dir(
-                staging.path(),
-                &Provenance {
+        let received_dir = self.state.display(&staging);
+        let staged = self
+            .state
+            .subdir(&staging)
+            .map_err(|e| e.to_string())
+            .and_then(|dir| {
+                let provenance = Provenance {
                     peer: peer.to_owned(),
                     bundle: hash.to_string(),
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        let installed = install(&self.loader, staging.path(), &self.paths.plugins_dir, true)
-            .await
-            .map_err(|e| e.to_string())?;
+                };
+                bundle
+                    .write_dir(&dir, &provenance)
+                    .map_err(|e| e.to_string())
+            });
+        let installed = match staged {
+            Ok(()) => install(&self.loader, &received_dir, &self.paths.plugins_dir, true)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let _ = self.state.remove_dir_all(&staging);
+        let installed = installed?;
         let view = received(&installed.plugin, &signature, true);
         tracing::info!(
             plugin = %view.name,
@@ -524,10 +550,11 @@ async fn write_node_file(mesh: Arc<Mesh>, listeners: usize) {
         addresses: mesh.addresses().iter().map(ToString::to_string).collect(),
         pid: std::process::id(),
     };
-    let path = mesh.paths.state_dir.join(NODE_FILE);
+    let file = Path::new(NODE_FILE);
     match serde_json::to_vec_pretty(&info) {
         Ok(json) => {
-            if let Err(e) = crate::fs::write_atomically(&path, &json) {
+            if let Err(e) = mesh.state.write_atomically(file, &json) {
+                let path = mesh.state.display(file);
                 tracing::warn!(path = %path.display(), "cannot write the node file: {e}");
             }
         }

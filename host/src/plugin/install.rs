@@ -11,9 +11,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::files::PluginFiles;
 use super::loader::{LoadError, LoadedPlugin, Loader};
 use super::manifest::MANIFEST_FILE;
 use super::trust::{PROVENANCE_FILE, SIGNATURE_FILE};
+use crate::fs::Confined;
 
 /// Why an install did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +81,15 @@ pub async fn install(
         })?;
     let name = plugin.manifest.name.clone();
     let dest = plugins_dir.join(&name);
-    let installed_version = installed_version(&dest);
+    let io = |what: String| {
+        move |source| InstallError::Io {
+            what,
+            source: super::files::escape_explained(source),
+        }
+    };
+    let plugins = Confined::open(plugins_dir)
+        .map_err(io(format!("cannot open {}", plugins_dir.display())))?;
+    let installed_version = installed_version(&plugins, &name);
     if let Some(version) = &installed_version
         && !force
     {
@@ -90,62 +100,39 @@ pub async fn install(
         });
     }
 
-    let io = |what: String| move |source| InstallError::Io { what, source };
-    std::fs::create_dir_all(plugins_dir)
-        .map_err(io(format!("cannot create {}", plugins_dir.display())))?;
-    recover(plugins_dir);
+    recover_in(&plugins);
     // Stage in a hidden directory beside the destination (same file system,
     // so the final rename is atomic; hidden, so a loader passes it over).
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("{STAGING}{}-{name}-", std::process::id()))
-        .tempdir_in(plugins_dir)
+    // Every name below is one component inside the plugin directory's
+    // handle: nothing here can land outside it.
+    let staged = plugins
+        .create_unique_dir(&format!("{STAGING}{}-{name}-", std::process::id()))
         .map_err(io(format!("cannot stage in {}", plugins_dir.display())))?;
-    // The signature and provenance, when present, travel with the plugin:
-    // the loader checks them again at every start.
-    let optional = [SIGNATURE_FILE, PROVENANCE_FILE]
-        .into_iter()
-        .filter(|file| source_dir.join(file).is_file());
-    let files = [MANIFEST_FILE, plugin.manifest.component.as_str()]
-        .into_iter()
-        .chain(optional);
-    for file in files {
-        let from = source_dir.join(file);
-        let to = staging.path().join(file);
-        std::fs::copy(&from, &to).map_err(io(format!(
-            "cannot copy {} to {}",
-            from.display(),
-            to.display()
-        )))?;
-        std::fs::File::open(&to)
-            .and_then(|f| f.sync_all())
-            .map_err(io(format!("cannot sync {}", to.display())))?;
-    }
-    // The staged copy must be byte-for-byte what was validated.
-    let staged_wasm = std::fs::read(staging.path().join(&plugin.manifest.component))
-        .map_err(io("cannot re-read the staged component".into()))?;
-    if super::manifest::ContentHash::of(&staged_wasm) != plugin.hash {
-        return Err(InstallError::Invalid {
-            path: source_dir,
-            error: LoadError::Manifest("the component changed while it was being installed".into()),
-        });
-    }
-
-    let staged = staging.keep();
-    let replaced = installed_version.is_some();
-    let moved = if replaced {
-        replace_dir(plugins_dir, &name, &staged, &dest)
-    } else {
-        std::fs::rename(&staged, &dest)
-    };
+    let staged_at = plugins.display(&staged);
+    let copied = copy_plugin(&source_dir, &plugin, &plugins, &staged);
+    let moved = copied.and_then(|()| {
+        if installed_version.is_some() {
+            replace_dir(&plugins, &name, &staged).map_err(io(format!(
+                "cannot move the new plugin to {}",
+                dest.display()
+            )))
+        } else {
+            plugins
+                .rename(&staged, Path::new(&name))
+                .map_err(io(format!(
+                    "cannot move the new plugin to {}",
+                    dest.display()
+                )))
+        }
+    });
     if let Err(e) = moved {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(io(format!(
-            "cannot move the new plugin to {}",
-            dest.display()
-        ))(e));
+        let _ = plugins.remove_dir_all(&staged);
+        tracing::debug!(staging = %staged_at.display(), "install abandoned");
+        return Err(e);
     }
     // The rename itself is durable once the directory is.
-    let _ = std::fs::File::open(plugins_dir).and_then(|d| d.sync_all());
+    let _ = plugins.sync();
+    let replaced = installed_version.is_some();
     let mut plugin = plugin;
     plugin.source = super::loader::Source::Dir(dest.clone());
     Ok(Installed {
@@ -155,27 +142,84 @@ pub async fn install(
     })
 }
 
-/// Swaps the staged directory in for the installed one at `dest`; the old
-/// version ends up at `staged` (exchange) or is removed (fallback).
-fn replace_dir(plugins_dir: &Path, name: &str, staged: &Path, dest: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, staged, CWD, dest, RenameFlags::EXCHANGE) {
+/// Copies the validated plugin's files from `source_dir` into `staged`
+/// and checks that the staged component is byte for byte what was
+/// validated.
+fn copy_plugin(
+    source_dir: &Path,
+    plugin: &LoadedPlugin,
+    plugins: &Confined,
+    staged: &Path,
+) -> Result<(), InstallError> {
+    let io = |what: String| {
+        move |source| InstallError::Io {
+            what,
+            source: super::files::escape_explained(source),
+        }
+    };
+    let source = PluginFiles::open(source_dir).map_err(|error| InstallError::Invalid {
+        path: source_dir.to_owned(),
+        error,
+    })?;
+    let staging = plugins.subdir(staged).map_err(io(format!(
+        "cannot open {}",
+        plugins.display(staged).display()
+    )))?;
+    // The signature and provenance, when present, travel with the plugin:
+    // the loader checks them again at every start.
+    let optional = [SIGNATURE_FILE, PROVENANCE_FILE]
+        .into_iter()
+        .filter(|file| source.confined().is_file(Path::new(file)));
+    let files = [MANIFEST_FILE, plugin.manifest.component.as_str()]
+        .into_iter()
+        .chain(optional);
+    for file in files {
+        source
+            .confined()
+            .copy_to(Path::new(file), &staging, Path::new(file))
+            .map_err(io(format!(
+                "cannot copy {} to {}",
+                source.path(file).display(),
+                staging.display(Path::new(file)).display()
+            )))?;
+    }
+    let staged_wasm = staging
+        .read(Path::new(&plugin.manifest.component))
+        .map_err(io("cannot re-read the staged component".into()))?;
+    if super::manifest::ContentHash::of(&staged_wasm) != plugin.hash {
+        return Err(InstallError::Invalid {
+            path: source_dir.to_owned(),
+            error: LoadError::Manifest("the component changed while it was being installed".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Swaps the staged directory in for the installed plugin `name`; the old
+/// version ends up at `staged` (exchange) and is removed, or (where the
+/// file system cannot exchange) is moved aside first.
+fn replace_dir(plugins: &Confined, name: &str, staged: &Path) -> std::io::Result<()> {
+    let dest = Path::new(name);
+    match plugins.exchange(staged, dest) {
         Ok(()) => {
-            let _ = std::fs::remove_dir_all(staged);
+            let _ = plugins.remove_dir_all(staged);
             return Ok(());
         }
-        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
-        Err(e) => return Err(e.into()),
+        Err(e)
+            if rustix::io::Errno::from_io_error(&e).is_some_and(|e| {
+                e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS
+            }) => {}
+        Err(e) => return Err(e),
     }
-    let retired = plugins_dir.join(format!("{RETIRED}{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&retired);
-    std::fs::rename(dest, &retired)?;
-    if let Err(e) = std::fs::rename(staged, dest) {
+    let retired = PathBuf::from(format!("{RETIRED}{}-{name}", std::process::id()));
+    let _ = plugins.remove_dir_all(&retired);
+    plugins.rename(dest, &retired)?;
+    if let Err(e) = plugins.rename(staged, dest) {
         // Put the old plugin back: a failed install changes nothing.
-        let _ = std::fs::rename(&retired, dest);
+        let _ = plugins.rename(&retired, dest);
         return Err(e);
     }
-    let _ = std::fs::remove_dir_all(&retired);
+    let _ = plugins.remove_dir_all(&retired);
     Ok(())
 }
 
@@ -190,11 +234,16 @@ const RETIRED: &str = ".retired-";
 /// still running (their process id is in the names) are left alone. (The
 /// loader passes hidden directories over, so none of these was served.)
 pub fn recover(plugins_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(plugins_dir) else {
+    if let Ok(plugins) = Confined::open_existing(plugins_dir) {
+        recover_in(&plugins);
+    }
+}
+
+fn recover_in(plugins: &Confined) {
+    let Ok(names) = plugins.names(Path::new(".")) else {
         return;
     };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
+    for file_name in names {
         let Some(file_name) = file_name.to_str() else {
             continue;
         };
@@ -212,12 +261,12 @@ pub fn recover(plugins_dir: &Path) {
         if pid.parse::<u32>().is_ok_and(running) {
             continue;
         }
-        let path = entry.path();
-        let dest = plugins_dir.join(name);
-        if retired && !name.is_empty() && !dest.exists() && std::fs::rename(&path, &dest).is_ok() {
+        let path = Path::new(file_name);
+        let free = !name.is_empty() && !plugins.exists(Path::new(name));
+        if retired && free && plugins.rename(path, Path::new(name)).is_ok() {
             tracing::warn!(plugin = name, "an interrupted install was rolled back");
         } else {
-            let _ = std::fs::remove_dir_all(&path);
+            let _ = plugins.remove_dir_all(path);
         }
     }
 }
@@ -236,12 +285,14 @@ fn running(pid: u32) -> bool {
 
 /// The version of the plugin installed at `dir`, if one is (an unreadable
 /// manifest still counts as installed, so it is not overwritten silently).
-fn installed_version(dir: &Path) -> Option<String> {
-    if !dir.exists() {
+fn installed_version(plugins: &Confined, name: &str) -> Option<String> {
+    if !plugins.exists(Path::new(name)) {
         return None;
     }
-    let version = std::fs::read_to_string(dir.join(MANIFEST_FILE))
+    let version = plugins
+        .read(&Path::new(name).join(MANIFEST_FILE))
         .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| super::manifest::Manifest::parse(&text).ok())
         .map(|m| m.version.to_string())
         .unwrap_or_else(|| "(unreadable manifest)".into());
@@ -311,7 +362,9 @@ mod tests {
             .join(format!("{STAGING}{}-p-1", std::process::id()));
         plugin_dir(&dest, "1.0.0");
         plugin_dir(&staged, "2.0.0");
-        replace_dir(dir.path(), "p", &staged, &dest).unwrap();
+        let plugins = Confined::open(dir.path()).unwrap();
+        let staged_name = Path::new(staged.file_name().unwrap());
+        replace_dir(&plugins, "p", staged_name).unwrap();
         assert_eq!(version(&dest), "2.0.0");
         assert!(!staged.exists(), "the old version is gone");
     }

@@ -17,7 +17,8 @@ use wasmtime::component::Component;
 
 use super::access;
 use super::bundled::{BUNDLED, BundledPlugin};
-use super::manifest::{Capability, ContentHash, MANIFEST_FILE, Manifest};
+use super::files::PluginFiles;
+use super::manifest::{Capability, ContentHash, Manifest};
 use super::resource::{MAX_ITEMS, Namespace, PluginPrompt, PluginResource, PluginTemplate};
 use super::tool::{MAX_CATALOG_BYTES, MAX_TOOLS, Tool};
 use super::trust::{
@@ -169,14 +170,10 @@ struct DirContents {
 }
 
 /// Reads the manifest and the component of the plugin in `dir`.
-fn read_dir(dir: &Path) -> Result<DirContents, LoadError> {
-    let text = read_to_string(&dir.join(MANIFEST_FILE))?;
+fn read_dir(files: &PluginFiles) -> Result<DirContents, LoadError> {
+    let text = files.manifest_text()?;
     let manifest = Manifest::parse(&text).map_err(LoadError::Manifest)?;
-    let wasm_path = dir.join(&manifest.component);
-    let wasm = std::fs::read(&wasm_path).map_err(|source| LoadError::Read {
-        path: wasm_path,
-        source,
-    })?;
+    let wasm = files.read(&manifest.component)?;
     let hash = ContentHash::of(&wasm);
     Ok(DirContents {
         text,
@@ -278,8 +275,9 @@ impl Loader {
 
     /// Loads the plugin in directory `dir`.
     pub async fn load_dir(&self, dir: &Path) -> Result<LoadedPlugin, LoadError> {
-        let plugin = read_dir(dir)?;
-        let trust = trust_of(&self.trust, dir, plugin.text.as_bytes(), &plugin.hash)?;
+        let files = PluginFiles::open(dir)?;
+        let plugin = read_dir(&files)?;
+        let trust = trust_of(&self.trust, &files, plugin.text.as_bytes(), &plugin.hash)?;
         let source = Source::Dir(dir.to_owned());
         self.load(plugin.manifest, plugin.wasm, plugin.hash, source, trust)
             .await
@@ -493,7 +491,7 @@ pub fn sign_dir(
     dir: &Path,
     keypair: &libp2p::identity::ed25519::Keypair,
 ) -> Result<(Manifest, Signature), LoadError> {
-    let plugin = read_dir(dir)?;
+    let plugin = read_dir(&PluginFiles::open(dir)?)?;
     let hash = verify_hash(&plugin.manifest, plugin.hash)?;
     let signature = Signature::sign(keypair, plugin.text.as_bytes(), &hash);
     Ok((plugin.manifest, signature))
@@ -504,20 +502,12 @@ pub fn sign_dir(
 /// still carry a trusted signature; the policy may refuse unsigned plugins.
 fn trust_of(
     policy: &TrustPolicy,
-    dir: &Path,
+    files: &PluginFiles,
     manifest_text: &[u8],
     component: &ContentHash,
 ) -> Result<Trust, LoadError> {
-    let optional = |name: &str| -> Result<Option<String>, LoadError> {
-        let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LoadError::Read { path, source }),
-        }
-    };
-    let signature_text = optional(SIGNATURE_FILE)?;
-    if let Some(text) = optional(PROVENANCE_FILE)? {
+    let signature_text = files.optional_text(SIGNATURE_FILE)?;
+    if let Some(text) = files.optional_text(PROVENANCE_FILE)? {
         let provenance: Provenance = toml::from_str(&text)
             .map_err(|e| LoadError::Manifest(format!("bad {PROVENANCE_FILE}: {}", e.message())))?;
         return match policy.check_from_peer(signature_text.as_deref(), manifest_text, component) {
@@ -550,19 +540,12 @@ fn trust_of(
     Ok(trust)
 }
 
-fn read_to_string(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// The plugin directories inside `dir`, sorted by name. Hidden entries (an
 /// install in progress) and plain files are passed over; a directory without
 /// a manifest is kept, so that loading it reports the missing file.
 /// The name in the manifest of the plugin in `dir`, if it has a readable one.
 pub fn manifest_name(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).ok()?;
+    let text = PluginFiles::open(dir).ok()?.manifest_text().ok()?;
     Manifest::parse(&text).ok().map(|m| m.name)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod bundled;
+pub mod files;
 pub mod install;
 pub mod load_phase;
 pub mod loader;
